@@ -1,0 +1,1 @@
+"""EMP-EVAL: EPITOME empathy-mechanism classifiers (ER, IP, EX)."""

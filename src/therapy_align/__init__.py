@@ -1,0 +1,1 @@
+"""therapy_align: alignment research for mental-health counselling chatbots."""

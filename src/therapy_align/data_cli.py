@@ -1,0 +1,5 @@
+"""`therapy-align data build|show` (being written)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
