@@ -92,23 +92,25 @@ def prompt_messages(system_prompt: str | None, client_text: str) -> list[Message
     return messages + [{"role": "user", "content": client_text}]
 
 
-def show_supervised(ids: list[int], labels: list[int], tokenizer: PreTrainedTokenizerBase) -> str:
-    """The chunk as text with supervised spans wrapped in ``[[…]]`` (for `data show`)."""
-    out: list[str] = []
-    run: list[int] = []
-    supervised = None
-    for token, label in zip(ids, labels, strict=True):
-        is_supervised = label != -100
-        if supervised is not None and is_supervised != supervised:
-            out.append(_piece(run, supervised, tokenizer))
-            run = []
-        run.append(token)
-        supervised = is_supervised
-    if run:
-        out.append(_piece(run, bool(supervised), tokenizer))
-    return "".join(out)
+def token_pieces(ids: list[int], tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """Each token's own text (SentencePiece ``▁`` as a space, byte tokens as their character), so
+    that pieces joined give the rendered text back, spaces included."""
+    pieces = []
+    for token in tokenizer.convert_ids_to_tokens(ids):
+        if token.startswith("<0x") and token.endswith(">") and len(token) == 6:
+            pieces.append(chr(int(token[3:5], 16)))
+        else:
+            pieces.append(token.replace("\u2581", " "))
+    return pieces
 
 
-def _piece(ids: list[int], supervised: bool, tokenizer: PreTrainedTokenizerBase) -> str:
-    text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    return f"[[{text}]]" if supervised else text
+def show_supervised(ids: list[int], labels: list[int], tokenizer: PreTrainedTokenizerBase) -> list[tuple[str, bool]]:
+    """The chunk as (text, supervised) runs, for printers that mark what the loss sees."""
+    runs: list[tuple[str, bool]] = []
+    for piece, label in zip(token_pieces(ids, tokenizer), labels, strict=True):
+        supervised = label != -100
+        if runs and runs[-1][1] == supervised:
+            runs[-1] = (runs[-1][0] + piece, supervised)
+        else:
+            runs.append((piece, supervised))
+    return runs

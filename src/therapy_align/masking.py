@@ -17,6 +17,7 @@ These functions are pure: lists in, lists out.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 IGNORE_INDEX = -100
@@ -27,19 +28,20 @@ def token_mask_from_char_spans(
 ) -> list[int]:
     """1 for each token whose character range ``[start, end)`` overlaps one of ``spans``, else 0.
 
-    Zero-width tokens (``start == end``) are supervised when their position lies inside a span.
-    ``spans`` must be sorted and non-overlapping, as the renderer produces them.
+    A zero-width token (``start == end``) is supervised when its position lies inside a span.
+    ``offsets`` come from one tokenization (non-decreasing), and ``spans`` are sorted and
+    disjoint, as the renderer produces them; each span costs two binary searches.
     """
     mask = [0] * len(offsets)
-    span_index = 0
-    for token_index, (start, end) in enumerate(offsets):
-        while span_index < len(spans) and spans[span_index][1] <= start:
-            span_index += 1
-        if span_index == len(spans):
-            break
-        span_start, span_end = spans[span_index]
-        if start < span_end and (end > span_start if end > start else start >= span_start):
-            mask[token_index] = 1
+    starts = [start for start, _ in offsets]
+    ends = [end for _, end in offsets]
+    for span_start, span_end in spans:
+        first = bisect_right(ends, span_start)  # first token ending after the span starts
+        while first > 0 and starts[first - 1] == ends[first - 1] >= span_start:
+            first -= 1  # zero-width tokens right at the span's start
+        stop = bisect_left(starts, span_end)  # first token starting at or after the span's end
+        for index in range(first, stop):
+            mask[index] = 1
     return mask
 
 

@@ -1,0 +1,142 @@
+"""One shared encoder with a 3-level head per mechanism, and its Lightning training module."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from transformers import AutoConfig, AutoModel, PretrainedConfig, get_linear_schedule_with_warmup
+
+from empeval.config import TrainConfig
+from empeval.mechanisms import LEVELS, MECHANISMS
+
+N_LEVELS = len(LEVELS)
+
+
+class EmpathyClassifier(nn.Module):
+    """Cross-encodes (seeker, response) and predicts each mechanism's level from the mean-pooled
+    tokens (MiniLM was trained as a mean-pooled sentence encoder, so its CLS token is weak)."""
+
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({m: nn.Linear(hidden, N_LEVELS) for m in MECHANISMS})
+
+    @classmethod
+    def from_backbone(cls, backbone: str, dropout: float = 0.1) -> "EmpathyClassifier":
+        return cls(AutoModel.from_pretrained(backbone), dropout)
+
+    @classmethod
+    def from_encoder_config(cls, config: PretrainedConfig, dropout: float = 0.1) -> "EmpathyClassifier":
+        """Untrained shell for loading saved weights (no download, no pretrained weights read)."""
+        return cls(AutoModel.from_config(config), dropout)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> dict[str, torch.Tensor]:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**inputs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return {m: head(pooled) for m, head in self.heads.items()}
+
+
+def split_metrics(split: str) -> nn.ModuleDict:
+    return nn.ModuleDict(
+        {
+            m: MetricCollection(
+                {
+                    "accuracy": MulticlassAccuracy(num_classes=N_LEVELS, average="micro"),
+                    "macro_f1": MulticlassF1Score(num_classes=N_LEVELS, average="macro"),
+                },
+                prefix=f"{split}/{m}/",
+            )
+            for m in MECHANISMS
+        }
+    )
+
+
+class EmpathyLightningModule(L.LightningModule):
+    def __init__(self, config: TrainConfig, class_weights: list[list[float]] | None = None):
+        super().__init__()
+        self.save_hyperparameters({"config": config.to_json(), "class_weights": class_weights})
+        self.config = config
+        self.model = EmpathyClassifier.from_backbone(config.backbone, config.dropout)
+        # from_pretrained returns eval mode and Lightning keeps modules' modes: enable dropout.
+        self.model.train()
+        if config.freeze_word_embeddings:
+            self.model.encoder.get_input_embeddings().weight.requires_grad_(False)
+        weights = torch.ones(len(MECHANISMS), N_LEVELS) if class_weights is None else torch.tensor(class_weights)
+        self.register_buffer("class_weights", weights.float())
+        # One collection per split so train/val/test never share state.
+        self.metrics = nn.ModuleDict({f"{s}_split": split_metrics(s) for s in ("train", "val", "test")})
+        # ("train" alone would clash with nn.Module.train.)
+
+    def model_step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        labels = batch["labels"]
+        logits = self.model(
+            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        )
+        loss = torch.zeros((), device=labels.device)
+        for index, mechanism in enumerate(MECHANISMS):
+            target = labels[:, index]
+            loss = loss + nn.functional.cross_entropy(
+                logits[mechanism], target, weight=self.class_weights[index]
+            )
+            self.metrics[f"{split}_split"][mechanism].update(logits[mechanism].detach().argmax(-1), target)
+        self.log(f"{split}/loss", loss, prog_bar=split != "test", batch_size=len(labels))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self.model_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self.model_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self.model_step(batch, "test")
+
+    def _log_epoch_metrics(self, split: str) -> None:
+        f1s = []
+        for mechanism in MECHANISMS:
+            values = self.metrics[f"{split}_split"][mechanism].compute()
+            self.log_dict(values)
+            f1s.append(values[f"{split}/{mechanism}/macro_f1"])
+            self.metrics[f"{split}_split"][mechanism].reset()
+        # Checkpoint selection uses the mean macro-F1, which weights the mechanisms equally.
+        self.log(f"{split}/macro_f1_mean", torch.stack(f1s).mean(), prog_bar=split == "val")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            (no_decay if parameter.ndim < 2 else decay).append(parameter)  # no decay on biases/norms
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.config.learning_rate,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.config.warmup_fraction * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def encoder_config(backbone: str) -> PretrainedConfig:
+    return AutoConfig.from_pretrained(backbone)

@@ -1,0 +1,51 @@
+"""System-prompt sweep: list the candidate prompts, or run one of them (paper §4, §6).
+
+    python recipes/prompts.py                                   # list the registered prompts
+    python recipes/prompts.py --prompt=interpret_connect --model=tiny-base --limit=16
+    wandb sweep wandb/sweep_prompts.yaml && wandb agent <sweep-id>   # runs this file per prompt
+    therapy-align sweep wandb/sweep_prompts.yaml --model tiny-base --limit 16   # whole grid, offline
+
+Paper §4: "We tried 10 different prompts ... We picked the top one with the highest score"; §6
+asks for prompts that raise interpretation without losing exploration. The prompt texts live in
+one place, ``therapy_align.system_prompts`` (standard and new verbatim from the paper); the run
+config (``PromptRunConfig``, with provenance comments) lives in ``therapy_align.sweep`` so that
+the local sweep command and a wandb agent run exactly the same thing. One run generates on the
+inputs, scores with EMP-EVAL and logs ``final_score`` (Table 1's formula) to wandb (offline
+unless WANDB_MODE/--wandb_mode say otherwise).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from therapy_align.overrides import OverrideError, apply_overrides
+from therapy_align.sweep import PromptRunConfig, SweepError, init_wandb, prompt_listing, run_prompt
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    try:
+        config = apply_overrides(PromptRunConfig(), sys.argv[1:] if argv is None else argv)
+    except OverrideError as err:
+        console.print(f"[red]{err}[/]")
+        return 2
+    if config.prompt is None:
+        console.print(prompt_listing())
+        console.print("run one: python recipes/prompts.py --prompt=<name> [--model=... --limit=N]")
+        return 0
+    run = init_wandb(config)
+    try:
+        row = run_prompt(config, console=console, wandb_run=run)
+    except (SweepError, FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/] {err}")
+        run.finish(exit_code=1)
+        return 2
+    run.finish()
+    console.print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

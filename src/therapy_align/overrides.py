@@ -1,0 +1,264 @@
+"""Command-line overrides of frozen (nested) dataclass configs: ``--dotted.key=value``.
+
+    config = apply_overrides(config, ["--train.learning_rate=1e-4", "--lora.r", "8"])
+
+Accepted forms: ``--a.b=value``, ``--a.b value``, and a bare ``--a.b`` for a bool field (true).
+A wandb sweep agent runs the program with ``--key=value`` (e.g. ``--train.learning_rate=2e-05``,
+``--lora.target_modules=[q_proj, v_proj]``), which is the first form. Values are parsed against
+the field's annotation: ``bool`` (true/false/1/0/yes/no/on/off), ``int``, ``float``, ``str``,
+``tuple[X, ...]`` (``a,b``, ``[a, b]``, ``(a, b)`` or JSON; empty: ``[]`` or ``""``),
+``X | None`` (``none``/``null``), ``Literal[...]`` (one of the literal values), nested dataclasses
+(only through their leaves). An unknown key or a value of the wrong type raises
+:class:`OverrideError`, whose message lists the valid keys with their types. The input config is
+never mutated: the result is built with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, Literal, Union
+
+_TRUE = {"true", "1", "yes", "y", "on", "t"}
+_FALSE = {"false", "0", "no", "n", "off", "f"}
+_NONE = {"none", "null", "~"}
+
+
+class OverrideError(ValueError):
+    """A bad override: unknown key, wrong type, or malformed argument."""
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def leaf_types(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"dotted.key": annotation}`` for every non-dataclass field of ``config`` (recursively)."""
+    out: dict[str, Any] = {}
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        tp = hints[f.name]
+        value = getattr(config, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update(leaf_types(value, key + "."))
+        else:
+            out[key] = tp
+    return out
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "{" + "|".join(repr(a) if isinstance(a, str) else str(a) for a in typing.get_args(tp)) + "}"
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return f"tuple[{type_name(args[0])}, ...]" if args else "tuple"
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", str(tp))
+
+
+def describe_keys(config: Any) -> str:
+    return "\n".join(f"  --{key}  ({type_name(tp)})" for key, tp in sorted(leaf_types(config).items()))
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """``text`` as a value of annotation ``tp``; ``ValueError`` when it is not one."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and text.strip().lower() in _NONE:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return parse_value(text, arg)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(f"{text!r} is not a {type_name(tp)}" + (f" ({'; '.join(errors)})" if errors else ""))
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        for choice in choices:
+            try:
+                if parse_value(text, type(choice)) == choice:
+                    return choice
+            except ValueError:
+                continue
+        raise ValueError(f"{text!r} is not one of {', '.join(map(repr, choices))}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else str
+        if len(args) == 2 and args[1] is Ellipsis or len(args) <= 1:
+            return tuple(parse_value(item, item_tp) for item in _split_sequence(text))
+        items = _split_sequence(text)
+        if len(items) != len(args):
+            raise ValueError(f"{text!r} needs {len(args)} items")
+        return tuple(parse_value(item, a) for item, a in zip(items, args, strict=True))
+    if tp is bool:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"{text!r} is not a bool (true/false)")
+    if tp is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            pass
+        try:
+            as_float = float(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not an int") from None
+        if as_float.is_integer() and abs(as_float) < 2**63:
+            return int(as_float)
+        raise ValueError(f"{text!r} is not an int")
+    if tp is float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not a float") from None
+    if tp is str:
+        return text
+    if tp is type(None):
+        if text.strip().lower() in _NONE:
+            return None
+        raise ValueError(f"{text!r} is not None")
+    if tp is Any:
+        return text
+    raise ValueError(f"fields of type {type_name(tp)} cannot be overridden from the command line")
+
+
+def _split_sequence(text: str) -> list[str]:
+    stripped = text.strip()
+    if stripped in ("", "[]", "()"):
+        return []
+    if stripped[0] in "[(" and stripped[-1] in "])":
+        for loader in (json.loads, ast.literal_eval):
+            try:
+                value = loader(stripped)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, list | tuple):
+                return [v if isinstance(v, str) else json.dumps(v) for v in value]
+        stripped = stripped[1:-1]
+    return [part.strip().strip("'\"") for part in stripped.split(",") if part.strip()]
+
+
+def parse_argv(
+    argv: Sequence[str], bool_keys: set[str] = frozenset(), config: Any = None
+) -> list[tuple[str, str]]:
+    """``(key, value_text)`` pairs from ``--key=value`` / ``--key value`` / bare bool ``--key``.
+
+    With ``config``, keys are checked against its fields as they are read."""
+    known = leaf_types(config) if config is not None else None
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise OverrideError(f"expected --key=value or --key value, got {arg!r}")
+        body = arg[2:]
+        if "=" in body:
+            key, value = body.split("=", 1)
+            i += 1
+        else:
+            key = body
+            _check_known(key.replace("-", "_"), known, config)
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if key in bool_keys and (nxt is None or nxt.startswith("--")):
+                value = "true"
+                i += 1
+            elif nxt is None:
+                raise OverrideError(f"--{key} needs a value (--{key}=VALUE or --{key} VALUE)")
+            else:
+                value = nxt
+                i += 2
+        key = key.replace("-", "_")
+        _check_known(key, known, config)
+        pairs.append((key, value))
+    return pairs
+
+
+def _check_known(key: str, known: dict[str, Any] | None, config: Any) -> None:
+    if known is not None and key not in known:
+        raise OverrideError(f"unknown config key --{key}. Valid keys:\n{describe_keys(config)}")
+
+
+def set_path(config: Any, dotted: str, value: Any) -> Any:
+    """A copy of ``config`` with the (nested) field ``dotted`` replaced by ``value``."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: set_path(getattr(config, head), rest, value)})
+
+
+def apply_overrides(config: Any, argv: Sequence[str]) -> Any:
+    """``config`` with every ``--dotted.key=value`` of ``argv`` applied (later ones win)."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        raise TypeError("apply_overrides needs a dataclass instance")
+    keys = leaf_types(config)
+    bool_keys = {k for k, tp in keys.items() if tp is bool}
+    for key, text in parse_argv(argv, bool_keys, config):
+        try:
+            value = parse_value(text, keys[key])
+        except ValueError as err:
+            raise OverrideError(
+                f"bad value for --{key} (expects {type_name(keys[key])}): {err}. Valid keys:\n{describe_keys(config)}"
+            ) from None
+        config = set_path(config, key, value)
+    return config
+
+
+def pop_option(
+    argv: Sequence[str], name: str, *, default: Any = None, choices: Any = None, flag: bool = False
+) -> tuple[Any, list[str]]:
+    """Take ``--name value`` / ``--name=value`` (or a bare ``--name`` when ``flag``) out of ``argv``.
+
+    For options that pick a config rather than set a field (``--preset``, ``--resume``).
+    Returns ``(value, remaining_argv)``; the last occurrence wins."""
+    rest: list[str] = []
+    value = default
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if arg == f"--{name}":
+            if flag:
+                nxt = argv[i + 1] if i + 1 < len(argv) else None
+                if nxt is not None and nxt.lower() in _TRUE | _FALSE:
+                    value, i = parse_value(nxt, bool), i + 2
+                else:
+                    value, i = True, i + 1
+                continue
+            if i + 1 >= len(argv):
+                raise OverrideError(f"--{name} needs a value")
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith(f"--{name}="):
+            text = arg.split("=", 1)[1]
+            try:
+                value = parse_value(text, bool) if flag else text
+            except ValueError as err:
+                raise OverrideError(f"--{name}: {err}") from None
+            i += 1
+        else:
+            rest.append(arg)
+            i += 1
+            continue
+    if choices is not None and not flag and value not in choices:
+        raise OverrideError(f"--{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value, rest

@@ -1,0 +1,292 @@
+"""The pieces of an SFT run that are not the recipe's choices: data, run directory, held-out
+loss, supervised-token counting, metrics and the model card.
+
+``recipes/sft_paper.py`` owns the hyperparameters and builds ``trl.SFTConfig``; this module does
+the bookkeeping around ``SFTTrainer`` (no training loop here). Run-directory layout: see
+:mod:`therapy_align.models`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from therapy_align.masking import IGNORE_INDEX
+from therapy_align.models import RUN_SCHEMA, resolve_base
+
+DATA_CACHE_DIR = Path("artifacts/sft-data")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str | os.PathLike | None = DATA_CACHE_DIR):
+    """``DatasetDict(train, heldout)`` with ``input_ids``/``labels`` only, truncated to ``max_length``.
+
+    ``data`` is the recipe's data section (fields of :class:`~therapy_align.dataset_build.BuildConfig`
+    plus ``max_train_rows``/``max_heldout_rows``). Chunks are built to ``data.max_tokens`` (the
+    paper's "fit the context" chunking), so truncation only bites when ``max_length`` is smaller.
+    Built datasets are cached under ``cache_dir`` keyed by the build config and tokenizer, so a
+    second process (DDP rank, resumed run) loads instead of rebuilding.
+    """
+    from datasets import DatasetDict, load_from_disk
+
+    from therapy_align.dataset_build import BuildConfig, build_dataset
+
+    build_fields = {f.name for f in dataclasses.fields(BuildConfig)}
+    kwargs = {k: v for k, v in dataclasses.asdict(data).items() if k in build_fields}
+    build = BuildConfig(**kwargs)
+    key_src = json.dumps({"build": kwargs, "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer)}, sort_keys=True, default=str)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{build.split}-{key}" if cache_dir is not None else None
+    if path is not None and (path / "dataset_dict.json").is_file():
+        dsd = load_from_disk(str(path))
+    else:
+        dsd, _ = build_dataset(build, tokenizer=tokenizer)
+        dsd = DatasetDict({name: ds.select_columns(["input_ids", "labels"]) for name, ds in dsd.items()})
+        if path is not None:
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            dsd.save_to_disk(str(tmp))
+            try:
+                tmp.rename(path)
+            except OSError:  # another process won the race
+                shutil.rmtree(tmp, ignore_errors=True)
+            dsd = load_from_disk(str(path))
+    limits = {"train": getattr(data, "max_train_rows", None), "heldout": getattr(data, "max_heldout_rows", None)}
+    out = {}
+    for name, ds in dsd.items():
+        if limits.get(name) is not None:
+            ds = ds.select(range(min(limits[name], len(ds))))
+        if max_length is not None:
+            ds = ds.map(lambda ex: {"input_ids": ex["input_ids"][:max_length], "labels": ex["labels"][:max_length]})
+            ds = ds.filter(lambda ex: any(label != IGNORE_INDEX for label in ex["labels"][1:]))
+        out[name] = ds
+    return DatasetDict(out)
+
+
+def supervised_count(labels) -> int:
+    """Tokens that carry loss in one row (the first label is never predicted)."""
+    return sum(1 for label in list(labels)[1:] if label != IGNORE_INDEX)
+
+
+# --------------------------------------------------------------------------- run directory
+
+
+def jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def write_run_config(run_dir: Path, config: Any, *, base_model_ref: str, quantization: str | None) -> dict:
+    """``runs/<name>/config.json``: the resolved recipe config plus the keys :mod:`models` reads."""
+    body = {
+        "schema": RUN_SCHEMA,
+        "base_model": resolve_base(base_model_ref),
+        "base_model_ref": base_model_ref,
+        "quantization": None if quantization in (None, "none") else quantization,
+        **jsonable(config),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(body, indent=2) + "\n")
+    return body
+
+
+def configure_wandb(run_dir: Path, *, project: str, name: str) -> None:
+    """wandb logs every run; offline unless the user chose a mode; files under ``runs/<name>/``
+    (never the repo's ``wandb/`` folder, which holds sweep configs)."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_PROJECT", project)
+    os.environ.setdefault("WANDB_NAME", name)
+    os.environ.setdefault("WANDB_DIR", str(run_dir.resolve()))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not run_dir.is_dir():
+        return None
+    last = get_last_checkpoint(str(run_dir))
+    return Path(last) if last else None
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+class SupervisedTokenCounter:
+    """Counts the supervised next-token targets the model trains on (``labels[:, 1:] != -100``),
+    from a forward pre-hook on the trained module: it observes batches, changes nothing."""
+
+    def __init__(self, module) -> None:
+        self.count = 0
+        self._handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        labels = kwargs.get("labels")
+        if module.training and labels is not None:
+            self.count += int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def heldout_loss(trainer, dataset=None) -> dict[str, float]:
+    """Token-weighted mean cross-entropy over the supervised (therapist) tokens of ``dataset``
+    (default: the trainer's eval dataset), summed over all processes: ``{"loss", "tokens"}``.
+
+    Uses TRL's fused LM head (``fused_lm_head=True``), the same loss the trainer optimises, on
+    the trainer's distributed eval dataloader.
+    """
+    import torch
+
+    loader = trainer.get_eval_dataloader(dataset)
+    model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
+    was_training = model.training
+    model.eval()
+    device = trainer.accelerator.device
+    nll = torch.zeros((), dtype=torch.float64, device=device)
+    tokens = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for batch in loader:
+            batch = trainer._prepare_inputs(batch)
+            with trainer.compute_loss_context_manager():
+                out = model(**batch, use_cache=False, fused_lm_head=True)
+            nll += (-out.log_probs).sum().double()
+            tokens += out.label_mask.sum().double()
+    nll = trainer.accelerator.reduce(nll, reduction="sum")
+    tokens = trainer.accelerator.reduce(tokens, reduction="sum")
+    if was_training:
+        model.train()
+    return {"loss": float(nll / tokens.clamp(min=1)), "tokens": int(tokens)}
+
+
+def train_losses(log_history: list[dict]) -> list[tuple[int, float]]:
+    return [(row["step"], row["loss"]) for row in log_history if "loss" in row and "step" in row]
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def write_model_card(run_dir: Path, *, config: dict, metrics: dict, command: str) -> None:
+    """``runs/<name>/README.md``: what was trained, how, and how well (held-out loss)."""
+    train, lora, data = config.get("train", {}), config.get("lora", {}), config.get("data", {})
+    held = metrics.get("heldout_loss", {})
+    lines = [
+        f"# {config.get('name', run_dir.name)}",
+        "",
+        f"LoRA adapter for `{config['base_model']}` trained with masked-loss SFT (paper "
+        "*Therapist AI: Fine tuning Llama 2*, §4): cross-entropy on therapist tokens only "
+        "(client and system tokens labelled -100).",
+        "",
+        "## Load",
+        "",
+        "```python",
+        "from therapy_align.models import load_model_for_inference",
+        f'model, tokenizer = load_model_for_inference("{run_dir}")',
+        "```",
+        "",
+        "## Training",
+        "",
+        f"- data split: `{data.get('split')}` (system prompt `{data.get('system_prompt')}`, chunks ≤ {data.get('max_tokens')} tokens)",
+        f"- base: `{config['base_model']}` (quantization: {config.get('quantization') or 'none'})",
+        f"- LoRA: r={lora.get('r')}, alpha={lora.get('alpha')}, dropout={lora.get('dropout')}, targets={lora.get('target_modules')}",
+        f"- steps={train.get('max_steps')}, grad_accum={train.get('gradient_accumulation_steps')}, "
+        f"lr={train.get('learning_rate')}, batch/device={train.get('per_device_train_batch_size')}, max_length={train.get('max_length')}",
+        f"- processes: {metrics.get('num_processes')}, device: {metrics.get('device')}",
+        f"- command: `{command}`",
+        "",
+        "## Results",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| held-out loss, step 0 | {held.get('step0')} |",
+        f"| held-out loss, end | {held.get('end')} |",
+        f"| final train loss | {metrics.get('train_loss_last')} |",
+        f"| supervised tokens seen | {metrics.get('supervised_tokens_seen')} |",
+        f"| supervised tokens/s | {metrics.get('supervised_tokens_per_s')} |",
+        "",
+        "Held-out = the seeded 20% of high-quality AnnoMI transcripts outside `annomi80` "
+        "(for `full_plus` they are also in training, so its held-out loss is not a generalisation measure).",
+        "",
+        "Research artefact: not a medical device and not a substitute for a therapist.",
+        "",
+    ]
+    (run_dir / "README.md").write_text("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def train_and_save(trainer, config: Any, run_dir: Path, tokenizer, *, resume: bool, heldout: bool = True) -> Path:
+    """Held-out loss at step 0, ``trainer.train`` (from the newest checkpoint with ``resume``),
+    held-out loss at the end, then adapter, tokenizer, metrics and model card in ``run_dir``."""
+    import sys
+
+    import torch
+
+    acc = trainer.accelerator
+    main = acc.is_main_process
+    step0_path = run_dir / "heldout_step0.json"
+    checkpoint = newest_checkpoint(run_dir) if resume else None
+    step0 = None
+    if heldout:
+        if checkpoint is not None and step0_path.is_file():
+            step0 = json.loads(step0_path.read_text())
+        else:
+            step0 = heldout_loss(trainer)
+            if main:
+                step0_path.write_text(json.dumps(step0) + "\n")
+    counter = SupervisedTokenCounter(trainer.model)
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    counter.remove()
+    end = heldout_loss(trainer) if heldout else None
+    seen = acc.reduce(torch.tensor(counter.count, device=acc.device, dtype=torch.float64), reduction="sum")
+    seen = int(seen.item())
+    runtime = float(output.metrics.get("train_runtime", 0.0))
+    losses = train_losses(trainer.state.log_history)
+    if heldout:
+        trainer.log({"heldout_loss_step0": step0["loss"], "heldout_loss": end["loss"]})
+    trainer.save_model(str(run_dir / "adapter"))
+    acc.wait_for_everyone()
+    if main:
+        tokenizer.save_pretrained(str(run_dir / "tokenizer"))
+        metrics = {
+            "global_step": trainer.state.global_step,
+            "resumed_from": checkpoint.name if checkpoint is not None else None,
+            "train_loss_last": losses[-1][1] if losses else None,
+            "train_loss_mean": output.training_loss,
+            "train_losses": losses,
+            "heldout_loss": None
+            if not heldout
+            else {"step0": step0["loss"], "end": end["loss"], "tokens": end["tokens"]},
+            "supervised_tokens_seen": seen,
+            "supervised_tokens_per_s": seen / runtime if runtime else None,
+            "train_runtime_s": runtime,
+            "num_processes": acc.num_processes,
+            "device": str(acc.device),
+            "note": "supervised tokens and runtime cover this session only (after --resume: the resumed part)",
+        }
+        write_metrics(run_dir, metrics)
+        config_body = json.loads((run_dir / "config.json").read_text())
+        write_model_card(run_dir, config=config_body, metrics=metrics, command="accelerate launch " + " ".join(sys.argv))
+    acc.wait_for_everyone()
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:  # pragma: no cover
+        pass
+    return run_dir
