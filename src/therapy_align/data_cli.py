@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -35,21 +36,36 @@ def build(
     from therapy_align.chat_format import load_tokenizer
     from therapy_align.dataset_build import BuildConfig, build_dataset, save_dataset
 
-    config = BuildConfig(
-        split=split, data_dir=str(data_dir) if data_dir else None, tokenizer=tokenizer, max_tokens=max_tokens,
-        system_prompt=system_prompt, extra_transcripts=tuple(str(p) for p in extra or ()),
-        include_counselchat=counselchat, opener_policy=opener_policy, seed=seed, lenient=lenient,
-    )
+    with input_errors_exit():
+        config = BuildConfig(
+            split=split, data_dir=str(data_dir) if data_dir else None, tokenizer=tokenizer, max_tokens=max_tokens,
+            system_prompt=system_prompt, extra_transcripts=tuple(str(p) for p in extra or ()),
+            include_counselchat=counselchat, opener_policy=opener_policy, seed=seed, lenient=lenient,
+        )
     if out.exists() and not overwrite:
         raise typer.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
     import datasets
 
     datasets.disable_progress_bars()  # the status spinner covers the whole build
     started = time.perf_counter()
-    with console.status("loading tokenizer and data, cleaning, chunking, tokenizing…"):
+    with input_errors_exit(), console.status("loading tokenizer and data, cleaning, chunking, tokenizing…"):
         dataset, stats = build_dataset(config, tokenizer=load_tokenizer(tokenizer))
         save_dataset(dataset, stats, out, overwrite=overwrite)
     console.print(stats_table(stats, title=f"{split} -> {out} ({time.perf_counter() - started:.1f} s)"))
+
+
+@contextmanager
+def input_errors_exit():
+    """Bad input (a missing file, a malformed row, an unknown name) ends the command with its
+    message and exit code 2, not a traceback."""
+    from therapy_align.data_paths import DataNotFoundError
+    from therapy_align.transcripts import TranscriptFormatError
+
+    try:
+        yield
+    except (DataNotFoundError, TranscriptFormatError, FileExistsError, KeyError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err.args[0] if isinstance(err, KeyError) else err}")
+        raise typer.Exit(2) from err
 
 
 def stats_table(stats: dict, title: str) -> Table:
