@@ -4,7 +4,7 @@ Both modes score the same EPITOME pairs (their real length distribution) with th
 alternating rounds so that load from other processes hits both alike; the best round of each is
 reported. One forward pass scores all three mechanisms, so pairs/s is for all three.
 
-    python benchmarks/bench_empeval.py [--model artifacts/empeval] [--pairs 512] [--single-pairs 128]
+    python benchmarks/bench_empeval.py [--model artifacts/empeval] [--pairs 256] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="artifacts/empeval")
-    parser.add_argument("--pairs", type=int, default=512, help="pairs per batched round")
-    parser.add_argument("--single-pairs", type=int, default=128, help="pairs per one-at-a-time round")
+    parser.add_argument("--pairs", type=int, default=256, help="pairs scored per round, in each mode")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
@@ -37,20 +36,20 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     evaluator = empeval.load(args.model, batch_size=args.batch_size)
-    frame = load_epitome().sample(n=max(args.pairs, args.single_pairs), random_state=0)
+    frame = load_epitome().sample(n=args.pairs, random_state=0)  # the same pairs in both modes
     seekers, responses = frame["seeker_post"].tolist(), frame["response_post"].tolist()
     evaluator.score(seekers[:8], responses[:8])  # warm-up
 
     def batched() -> float:
         start = time.perf_counter()
-        evaluator.score(seekers[: args.pairs], responses[: args.pairs])
-        return args.pairs / (time.perf_counter() - start)
+        evaluator.score(seekers, responses)
+        return len(seekers) / (time.perf_counter() - start)
 
     def one_at_a_time() -> float:
         start = time.perf_counter()
-        for seeker, response in zip(seekers[: args.single_pairs], responses[: args.single_pairs]):
+        for seeker, response in zip(seekers, responses):
             evaluator.score([seeker], [response])
-        return args.single_pairs / (time.perf_counter() - start)
+        return len(seekers) / (time.perf_counter() - start)
 
     rates = {"batched": [], "one_at_a_time": []}
     for round_index in range(args.rounds):
@@ -68,7 +67,6 @@ def main() -> None:
         "batch_size": args.batch_size,
         "max_length": evaluator.max_length,
         "pairs": args.pairs,
-        "single_pairs": args.single_pairs,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {' '.join(load)}",
     }

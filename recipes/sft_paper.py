@@ -4,6 +4,7 @@
     accelerate launch recipes/sft_paper.py --variant full_plus --data.extra_transcripts=a.txt,b.txt
     accelerate launch recipes/sft_paper.py --preset tiny                    # CPU, a few minutes
     accelerate launch --config_file recipes/accelerate/fsdp_qlora.yaml recipes/sft_paper.py --resume
+    accelerate launch --multi_gpu --num_processes 2 recipes/sft_paper.py --preset tiny   # 2 CPU procs, gloo
     ... --dotted.key=value overrides any field below (e.g. --lora.r=16); --resume continues
     from the newest checkpoint in runs/<name>/. The untrained base is not a run: evaluate the
     named model "base" (or "tiny-base"), see therapy_align.models.
@@ -36,6 +37,7 @@ class Lora:
     alpha: int = 32  # §4 lora_alpha = 32
     dropout: float = 0.05  # §4 lora_dropout = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")  # paper silent: PEFT's default for Llama
+    modules_to_save: tuple[str, ...] = ()  # paper silent: none (fully trained modules, by name suffix)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,15 +88,17 @@ class Recipe:
 
 
 PAPER = Recipe()
-# CPU, minutes: random-init tiny Llama-2 (real tokenizer), shorter chunks, larger LR and all-linear
-# LoRA so a random model visibly learns; batch 4 + padding-free + length grouping (benchmarks/).
+# CPU, minutes: random-init tiny Llama-2 (real tokenizer), 512-token chunks, a small held-out
+# sample; larger LR, all-linear LoRA and trainable RMSNorm scales (a random model's frozen norms
+# cap its logit scale, so LoRA alone barely moves the loss); padding-free batches.
 TINY = replace(
     PAPER, name="tiny-sft-annomi80", preset="tiny",
     model=replace(PAPER.model, name_or_path=TINY_BASE_DIR, quantization="none", dtype="float32", gradient_checkpointing=False),
-    lora=replace(PAPER.lora, r=16, target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")),
-    data=replace(PAPER.data, max_tokens=1024),
-    train=replace(PAPER.train, max_steps=40, learning_rate=3e-3, per_device_train_batch_size=4, max_length=1024,
-                  padding_free=True, group_by_length=True, optim="adamw_torch", save_steps=20, warmup_steps=2),
+    lora=replace(PAPER.lora, r=16, target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+                 modules_to_save=("norm",)),
+    data=replace(PAPER.data, max_tokens=512, max_heldout_rows=16),
+    train=replace(PAPER.train, max_steps=30, learning_rate=1e-2, per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                  max_length=512, padding_free=True, group_by_length=True, optim="adamw_torch", save_steps=10, warmup_steps=2),
 )
 PRESETS = {"paper": PAPER, "tiny": TINY}
 
@@ -112,7 +116,18 @@ def main(argv: list[str] | None = None) -> Path:
     resume, argv = pop_option(argv, "resume", default=False, flag=True)
     cfg = apply_overrides(variant(PRESETS[preset], split), argv)
     check_quantization(cfg.model.quantization)  # 4-bit without CUDA: fail before any heavy work
+    from therapy_align import sft_run
 
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if not resume and sft_run.newest_checkpoint(run_dir) is not None:
+        raise SystemExit(f"{run_dir} already has checkpoints: pass --resume, or pick another --name")
+    sft_run.configure_wandb(run_dir, project=cfg.wandb_project, name=cfg.name)
+    trainer, tokenizer = make_trainer(cfg, run_dir)
+    return sft_run.train_and_save(trainer, cfg, run_dir, tokenizer, resume=resume, heldout=cfg.train.heldout_eval)
+
+
+def make_trainer(cfg: Recipe, run_dir: Path):
+    """``(SFTTrainer, tokenizer)`` for ``cfg``, writing ``run_dir/config.json``."""
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -121,10 +136,6 @@ def main(argv: list[str] | None = None) -> Path:
     from therapy_align.models import load_causal_lm
 
     m, t = cfg.model, cfg.train
-    run_dir = Path(cfg.runs_dir) / cfg.name
-    if not resume and sft_run.newest_checkpoint(run_dir) is not None:
-        raise SystemExit(f"{run_dir} already has checkpoints: pass --resume, or pick another --name")
-    sft_run.configure_wandb(run_dir, project=cfg.wandb_project, name=cfg.name)
     args = SFTConfig(
         output_dir=str(run_dir), run_name=cfg.name, report_to=["wandb"] if t.wandb else [],
         max_steps=t.max_steps, gradient_accumulation_steps=t.gradient_accumulation_steps,
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> Path:
         shuffle_dataset=False,  # the trainer's seeded sampler shuffles
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         remove_unused_columns=True, dataloader_num_workers=0, ddp_find_unused_parameters=False,
-        use_cpu=m.quantization == "none" and not _cuda(), save_only_model=False,
+        use_cpu=m.quantization == "none" and _cpu_only(), save_only_model=False,
     )
     tokenizer = load_tokenizer(m.tokenizer)
     with args.main_process_first(desc="build SFT data"):
@@ -154,16 +165,19 @@ def main(argv: list[str] | None = None) -> Path:
         sft_run.write_run_config(run_dir, cfg, base_model_ref=m.name_or_path, quantization=m.quantization)
     model = load_causal_lm(m.name_or_path, quantization=None if m.quantization == "none" else m.quantization, dtype=m.dtype)
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(cfg.lora.target_modules), modules_to_save=list(cfg.lora.modules_to_save) or None,
+                      bias="none", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["heldout"],
                          processing_class=tokenizer, peft_config=lora)
-    return sft_run.train_and_save(trainer, cfg, run_dir, tokenizer, resume=resume, heldout=t.heldout_eval)
+    return trainer, tokenizer
 
 
-def _cuda() -> bool:
+def _cpu_only() -> bool:  # no CUDA, or ACCELERATE_USE_CPU=true (multi-process CPU runs use gloo)
+    import os
+
     import torch
 
-    return torch.cuda.is_available()
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
 
 
 if __name__ == "__main__":

@@ -38,22 +38,22 @@ def load_epitome(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
         bad = levels.isna() | ~levels.isin(LEVELS)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            # +2: header line and 1-based numbering, so the number matches an editor's line.
+            # Data rows counted from 1 after the header (quoted posts may span several lines).
             raise EpitomeFormatError(
-                f"{path}: line {row + 2}, field 'level': {frame['level'].iloc[row]!r} is not one of {LEVELS}"
+                f"{path}: row {row + 1}, field 'level': '{frame['level'].iloc[row]}' is not one of {LEVELS}"
             )
         if merged is None:
             merged = frame[list(PAIR_COLUMNS)].copy()
         else:
+            if len(frame) != len(merged):
+                raise EpitomeFormatError(f"{path}: {len(frame)} rows, expected {len(merged)} like the other files")
             same = (merged["sp_id"].to_numpy() == frame["sp_id"].to_numpy()) & (
                 merged["rp_id"].to_numpy() == frame["rp_id"].to_numpy()
-            ) if len(frame) == len(merged) else None
-            if same is None:
-                raise EpitomeFormatError(f"{path}: {len(frame)} rows, expected {len(merged)} like the other files")
+            )
             if not same.all():
                 row = int(np.flatnonzero(~same)[0])
                 raise EpitomeFormatError(
-                    f"{path}: line {row + 2}, fields 'sp_id'/'rp_id' differ from the other EPITOME files"
+                    f"{path}: row {row + 1}, fields 'sp_id'/'rp_id' differ from the other EPITOME files"
                 )
         merged[mechanism] = levels.astype(int).to_numpy()
     assert merged is not None

@@ -109,8 +109,10 @@ def score_generations(
     *,
     evaluator=None,
     out_dir: str | os.PathLike | None = None,
+    ids: set[str] | None = None,
 ) -> CellScore:
-    """Score every response in ``generations``; reuse ``summary.json`` when it matches.
+    """Score the responses in ``generations`` (only those of ``ids`` when given, e.g. the inputs
+    of this run when the file holds more); reuse ``summary.json`` when it matches.
 
     ``evaluator`` is a loaded ``empeval`` evaluator (loaded from ``evaluator_choice`` if None).
     """
@@ -120,6 +122,8 @@ def score_generations(
     out_dir = Path(out_dir) if out_dir is not None else generations.parent
     repair_tail(generations)
     records = read_outputs(generations)
+    if ids is not None:
+        records = [r for r in records if str(r["id"]) in ids]
     if not records:
         raise ValueError(f"{generations} holds no generations to score")
     print_ = fingerprint(records)

@@ -33,6 +33,7 @@ def generate(
     top_p: Annotated[float, typer.Option(help="nucleus sampling mass (with --do-sample)")] = 1.0,
     seed: Annotated[int, typer.Option(help="seed of the sampling RNG (per batch)")] = 0,
     lenient: Annotated[bool, typer.Option(help="skip and count bad input lines instead of failing")] = False,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0 = torch's default)")] = 0,
 ) -> None:
     """Generate one response per input with MODEL under the system prompt PROMPT (paper §2.2.2)."""
     from rich.console import Console
@@ -66,6 +67,11 @@ def generate(
         _fail(str(err))
     from therapy_align.generation import run_generation
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
     try:
         summary = run_generation(
             model_ref=model,
@@ -78,6 +84,8 @@ def generate(
         )
     except InputFileError as err:
         _fail(str(err))
+    except OSError as err:  # e.g. "base" (a hub model) offline
+        _fail(f"could not load model {model!r}: {err}")
     console.print(
         f"{out}: {summary.already_done + summary.generated}/{summary.total} inputs done "
         f"({summary.generated} generated now, {summary.already_done} resumed"
@@ -96,6 +104,7 @@ def sweep(
     empeval: Annotated[str | None, typer.Option(help="EMP-EVAL model dir (default artifacts/empeval, else a quick one)")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="most tokens per response (overrides the YAML's)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="prompts decoded together")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (0 = torch's default)")] = None,
     list_prompts: Annotated[bool, typer.Option("--list", help="list the registered system prompts and exit")] = False,
 ) -> None:
     """Run a wandb prompt sweep's grid locally, each run logged to wandb offline, and rank the prompts."""
@@ -117,13 +126,16 @@ def sweep(
             "max_new_tokens": max_new_tokens,
             "batch_size": batch_size,
             "empeval": empeval,
+            "threads": threads,
         }.items()
         if value is not None
     }
     try:
         run_local_sweep(config, overrides=overrides, out=out, console=console)
-    except (SweepError, KeyError, FileNotFoundError) as err:
+    except (SweepError, KeyError, FileNotFoundError, ValueError) as err:
         _fail(err.args[0] if isinstance(err, KeyError) else str(err))
+    except OSError as err:  # e.g. "base" (a hub model) offline
+        _fail(f"could not load the model: {err}")
 
 
 def register(app: typer.Typer) -> None:

@@ -170,6 +170,19 @@ def read_outputs(path: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
+def done_ids(out: str | os.PathLike, *, prompt_name: str, model_ref: str) -> set[str]:
+    """Ids already in ``out``; refuses a file made with another prompt or model."""
+    done = set()
+    for number, record in enumerate(read_outputs(out), start=1):
+        if record.get("prompt") != prompt_name or record.get("model") != model_ref:
+            raise InputFileError(
+                f"{out}:{number}: holds a generation for prompt {record.get('prompt')!r} and model "
+                f"{record.get('model')!r}, not {prompt_name!r} / {model_ref!r}; choose another --out"
+            )
+        done.add(str(record["id"]))
+    return done
+
+
 def append_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
     """Append whole lines in one write, then flush and fsync: a kill leaves at most a torn tail."""
     payload = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
@@ -313,14 +326,7 @@ def generate_file(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torn = repair_tail(out)
-    existing = read_outputs(out)
-    for number, record in enumerate(existing, start=1):
-        if record.get("prompt") != prompt_name or record.get("model") != model_ref:
-            raise InputFileError(
-                f"{out}:{number}: holds a generation for prompt {record.get('prompt')!r} and model "
-                f"{record.get('model')!r}, not {prompt_name!r} / {model_ref!r}; choose another --out"
-            )
-    done = {str(record["id"]) for record in existing}
+    done = done_ids(out, prompt_name=prompt_name, model_ref=model_ref)
     pending = [record for record in inputs if record.id not in done]
     if on_start is not None:
         on_start(len(inputs) - len(pending), len(inputs))
@@ -411,11 +417,13 @@ def run_generation(
     progress bar. Nothing is loaded when ``out`` already holds every input."""
     import time
 
+    import dataclasses
+
     out = Path(out)
-    repair_tail(out)
-    done = {str(record["id"]) for record in read_outputs(out)}
+    torn = repair_tail(out)
+    done = done_ids(out, prompt_name=prompt_name, model_ref=model_ref)
     if all(record.id in done for record in inputs):
-        return GenerationSummary(out, len(inputs), len(inputs), 0, 0, 0.0, 0)
+        return GenerationSummary(out, len(inputs), len(inputs), 0, 0, 0.0, torn)
     if model_and_tokenizer is None:
         from therapy_align.models import load_model_for_inference
 
@@ -435,7 +443,7 @@ def run_generation(
             rate = tokens / max(time.perf_counter() - started, 1e-9)
             progress.update(task, advance=lines, rate=f"{rate:.0f} tok/s")
 
-        return generate_file(
+        summary = generate_file(
             model,
             tokenizer,
             inputs,
@@ -447,3 +455,4 @@ def run_generation(
             on_batch=on_batch,
             on_start=on_start,
         )
+    return dataclasses.replace(summary, torn_bytes=summary.torn_bytes + torn)

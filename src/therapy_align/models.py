@@ -151,8 +151,10 @@ def load_causal_lm(
     load_kwargs: dict[str, Any] = {"dtype": torch_dtype, **kwargs}
     if quantization is not None:
         load_kwargs["quantization_config"] = bnb_config(quantization, torch_dtype)
-        if device_map is None:
-            # k-bit weights must be placed at load time: each process takes its own GPU.
+        sharded = any(os.environ.get(v, "").lower() in ("1", "true") for v in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+        if device_map is None and not sharded:
+            # k-bit weights are placed at load time: each process takes its own GPU. Under FSDP /
+            # ZeRO-3 the sharding engine places them instead (no device_map).
             device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     if device_map is not None:
         load_kwargs["device_map"] = device_map

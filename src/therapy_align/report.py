@@ -97,11 +97,13 @@ def bar_chart(
         axis.set_title(METRIC_LABELS[metric] + ("" if metric == "final" else " (sum per 1,000)"))
         axis.set_yticks(list(positions))
         axis.set_yticklabels(labels)
-        axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
-    axes[0].legend(loc="lower right", fontsize="small")
+    axes[0].invert_yaxis()  # first row on top (the y axis is shared: invert once)
+    handles, names = axes[0].get_legend_handles_labels()
+    if paper:
+        fig.legend(handles, names, loc="lower center", ncol=2, fontsize="small", frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 if paper else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

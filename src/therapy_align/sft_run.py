@@ -60,8 +60,10 @@ def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str 
     limits = {"train": getattr(data, "max_train_rows", None), "heldout": getattr(data, "max_heldout_rows", None)}
     out = {}
     for name, ds in dsd.items():
-        if limits.get(name) is not None:
-            ds = ds.select(range(min(limits[name], len(ds))))
+        if limits.get(name) is not None and limits[name] < len(ds):
+            # Evenly spaced rows: a sample across transcripts, not the first few transcripts.
+            step = len(ds) / limits[name]
+            ds = ds.select([int(i * step) for i in range(limits[name])])
         if max_length is not None:
             ds = ds.map(lambda ex: {"input_ids": ex["input_ids"][:max_length], "labels": ex["labels"][:max_length]})
             ds = ds.filter(lambda ex: any(label != IGNORE_INDEX for label in ex["labels"][1:]))
@@ -113,12 +115,17 @@ def configure_wandb(run_dir: Path, *, project: str, name: str) -> None:
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest *complete* ``checkpoint-<step>`` in ``run_dir`` (a process killed while saving
+    leaves a partial one, without ``trainer_state.json``, which is skipped)."""
+    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None
-    last = get_last_checkpoint(str(run_dir))
-    return Path(last) if last else None
+    found = []
+    for path in run_dir.glob("checkpoint-*"):
+        suffix = path.name.split("-", 1)[1]
+        if path.is_dir() and suffix.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(suffix), path))
+    return max(found)[1] if found else None
 
 
 # --------------------------------------------------------------------------- measurement
@@ -182,7 +189,7 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 def write_model_card(run_dir: Path, *, config: dict, metrics: dict, command: str) -> None:
     """``runs/<name>/README.md``: what was trained, how, and how well (held-out loss)."""
     train, lora, data = config.get("train", {}), config.get("lora", {}), config.get("data", {})
-    held = metrics.get("heldout_loss", {})
+    held = metrics.get("heldout_loss") or {}
     lines = [
         f"# {config.get('name', run_dir.name)}",
         "",
@@ -275,6 +282,7 @@ def train_and_save(trainer, config: Any, run_dir: Path, tokenizer, *, resume: bo
             "supervised_tokens_per_s": seen / runtime if runtime else None,
             "train_runtime_s": runtime,
             "num_processes": acc.num_processes,
+            "distributed": f"{acc.distributed_type.value} ({acc.state.backend or 'none'})",
             "device": str(acc.device),
             "note": "supervised tokens and runtime cover this session only (after --resume: the resumed part)",
         }

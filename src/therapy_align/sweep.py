@@ -50,6 +50,7 @@ class PromptRunConfig:
     out: str = ""  # sweep directory; "" = runs/sweep-<model>
     wandb_mode: str = "offline"  # "online" under a wandb agent with an account
     lenient: bool = False  # skip bad input lines instead of failing
+    threads: int = 0  # torch CPU threads, 0 = torch's default
 
 
 def model_slug(model: str) -> str:
@@ -113,6 +114,10 @@ def run_prompt(
     if config.prompt is None:
         raise SweepError("no --prompt given")
     system_prompt = check_prompt(config.prompt)
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
     root = sweep_dir(config)
     cell_dir = root / config.prompt
     report = read_inputs(config.inputs, lenient=config.lenient, limit=config.limit)
@@ -129,7 +134,8 @@ def run_prompt(
     )
     if evaluator_choice is None:
         evaluator_choice = ensure_evaluator(config.empeval, root / "empeval-quick", allow_quick=config.quick_empeval)
-    score = score_generations(cell_dir / "generations.jsonl", evaluator_choice, evaluator=evaluator)
+    score = score_generations(cell_dir / "generations.jsonl", evaluator_choice, evaluator=evaluator,
+                              ids={r.id for r in report.records})
     row = {
         "prompt": config.prompt,
         "model": config.model,
@@ -266,13 +272,17 @@ def run_local_sweep(
     console.print(f"[bold]prompt sweep[/] {path}: {len(configs)} runs -> {root}")
 
     first = configs[0]
+    loaded: dict[str, Any] = {}
+    if not all(_complete(config) for config in configs):  # a model that cannot load fails before training anything
+        from therapy_align.models import load_model_for_inference
+
+        loaded[first.model] = load_model_for_inference(first.model)
     evaluator_choice = ensure_evaluator(first.empeval, root / "empeval-quick", allow_quick=first.quick_empeval)
     if evaluator_choice.quick:
         console.print(f"[yellow]EMP-EVAL:[/] {evaluator_choice.describe()}")
     import empeval
 
     evaluator = empeval.load(evaluator_choice.path)
-    loaded: dict[str, Any] = {}
     rows = []
     group = f"sweep-{Path(path).stem}-{root.name}"
     for config in configs:
@@ -310,7 +320,8 @@ def run_local_sweep(
 
     table = Table(title=f"Prompt sweep on {first.model} (n={ranked[0]['n']}), best final score first")
     for column in columns:
-        table.add_column(column, justify="right" if column not in ("prompt", "model") else "left")
+        table.add_column(column, justify="right" if column not in ("prompt", "model") else "left",
+                         no_wrap=column in ("prompt", "model"))
     for row in ranked:
         table.add_row(*(f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
     console.print(table)

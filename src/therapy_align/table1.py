@@ -26,7 +26,9 @@ class PaperRow:
     final: float
 
 
-# Table 1 of the paper, in its row order (sums of EMP-EVAL levels over 1,000 RSDD inputs).
+# Table 1 of the paper, in its row order (sums of EMP-EVAL levels over 1,000 RSDD inputs), as
+# printed. One printed final score disagrees with the paper's formula: 80% / New gives
+# 0.2*1488 + 0.4*46 + 0.4*266 = 422.4, printed 421.8 (the other five agree); kept as printed.
 PAPER_TABLE1: tuple[PaperRow, ...] = (
     PaperRow("base", "standard", 1090, 20, 16, 232.4),
     PaperRow("annomi80", "standard", 1350, 68, 18, 304.4),
@@ -122,7 +124,9 @@ def resolve_models(cfg, recipe, console) -> dict[str, str]:
             command = sft_command(cfg, key, recipe, resume)
             console.rule(f"SFT {key} (subprocess)")
             console.print(" ".join(command), highlight=False)
-            subprocess.run(command, check=True, env=clean_launcher_env(dict(os.environ)))
+            code = subprocess.run(command, env=clean_launcher_env(dict(os.environ))).returncode
+            if code != 0:
+                raise RuntimeError(f"SFT of {key} failed (exit {code}, output above): {' '.join(command)}")
             if not is_run_dir(run_dir):
                 raise RuntimeError(f"the SFT recipe finished but {run_dir} is not a complete run")
         refs[key] = str(run_dir)
@@ -141,7 +145,14 @@ def run_grid(cfg, *, recipe, console) -> dict:
     from pathlib import Path
 
     from therapy_align.empathy_scoring import ensure_evaluator, read_scores, score_generations
-    from therapy_align.generation import GenerationSettings, read_inputs, read_outputs, run_generation
+    from therapy_align.generation import (
+        GenerationSettings,
+        InputFileError,
+        done_ids,
+        read_inputs,
+        read_outputs,
+        run_generation,
+    )
     from therapy_align.sweep import check_prompt
 
     started = time.perf_counter()
@@ -166,6 +177,10 @@ def run_grid(cfg, *, recipe, console) -> dict:
 
     stage = time.perf_counter()
     console.rule(f"generation: {len(cells)} cells x {len(report.records)} inputs")
+    if getattr(cfg.generation, "threads", 0):
+        import torch
+
+        torch.set_num_threads(cfg.generation.threads)
     from therapy_align.models import load_model_for_inference
 
     for key in cfg.models:
@@ -173,7 +188,12 @@ def run_grid(cfg, *, recipe, console) -> dict:
         for prompt in cfg.prompts:
             cell = Cell(key, prompt)
             path = out / "cells" / cell.slug / "generations.jsonl"
-            done = {str(r["id"]) for r in read_outputs(path)} if path.is_file() else set()
+            _check_settings(path.parent / "generation_settings.json", settings)
+            try:
+                done = done_ids(path, prompt_name=prompt, model_ref=refs[key])
+            except InputFileError as err:
+                raise ValueError(f"{err}. The cell was made with another model: delete "
+                                 f"{path.parent} to regenerate it, or use another --out") from None
             if all(r.id in done for r in report.records):
                 console.print(f"{cell.slug}: reused ({len(report.records)} generations)")
                 continue
@@ -198,11 +218,9 @@ def run_grid(cfg, *, recipe, console) -> dict:
         cell_dir = out / "cells" / cell.slug
         gens = cell_dir / "generations.jsonl"
         records = [r for r in read_outputs(gens) if str(r["id"]) in wanted]
-        subset = cell_dir / "scored" / "generations.jsonl"  # the inputs of this run only
-        _write_subset(subset, records)
         if evaluator is None:
             evaluator = _LazyEvaluator(lambda: empeval.load(choice.path))
-        score = score_generations(subset, choice, evaluator=evaluator, out_dir=cell_dir)
+        score = score_generations(gens, choice, evaluator=evaluator, out_dir=cell_dir, ids=wanted)
         paper = paper_row(cell.model, cell.prompt)
         rows.append({
             "model": cell.model, "prompt": cell.prompt, "model_ref": refs[cell.model], "n": score.n,
@@ -226,12 +244,38 @@ def run_grid(cfg, *, recipe, console) -> dict:
         "quick_evaluator": choice.quick,
         "model_refs": refs,
         "generation": {f: getattr(settings, f) for f in GenerationSettings.__dataclass_fields__},
+        "notes": _notes(cfg),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     write_report(out / "report", results, sections, preset=getattr(cfg, "preset", ""))
     (out / "report" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _check_settings(path, settings) -> None:
+    """A cell's decoding settings are fixed once it has generations: refuse to mix."""
+    import dataclasses
+    import json
+
+    wanted = dataclasses.asdict(settings)
+    wanted.pop("batch_size")  # throughput only
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != wanted:
+            raise ValueError(f"{path.parent} was generated with {found}, not {wanted}: delete it to "
+                             "regenerate, or use another --out")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(wanted, indent=2) + "\n")
+
+
+def _notes(cfg) -> list[str]:
+    notes = []
+    if "full_plus" in cfg.models and not cfg.refs.full_plus and not any("extra_transcripts" in a for a in cfg.sft.args):
+        notes.append("full_plus was trained here on 100% of the good AnnoMI conversations *without* the paper's "
+                     "two extra sessions (pass `--sft.args=[--data.extra_transcripts=a.txt,b.txt]`).")
+    return notes
 
 
 class _LazyEvaluator:
@@ -244,15 +288,6 @@ class _LazyEvaluator:
         if self._evaluator is None:
             self._evaluator = self._load()
         return self._evaluator.score(seekers, responses)
-
-
-def _write_subset(path, records) -> None:
-    import json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
 
 
 def write_report(report_dir, results: dict, sections, preset: str = "") -> None:
@@ -274,8 +309,11 @@ def write_report(report_dir, results: dict, sections, preset: str = "") -> None:
         "inputs here), final = 0.2 E + 0.4 I + 0.4 X, as in the paper's Table 1 (shown beside).",
         f"Inputs: {results['inputs']}. Evaluator: {results['evaluator']}.",
         "Models: " + ", ".join(f"{k} = `{v}`" for k, v in results["model_refs"].items()) + ".",
+        "Paper Table 1 as printed; its 80% / New final (421.8) disagrees with its own formula "
+        "(0.2*1488 + 0.4*46 + 0.4*266 = 422.4).",
         "Generation: " + ", ".join(f"{k}={v}" for k, v in results["generation"].items()) + ".",
     ]
+    notes += results.get("notes", [])
     if results["quick_evaluator"]:
         notes.insert(0, "**QUICK EVALUATOR**: no trained EMP-EVAL artifact was found, so a smoke-test "
                         "evaluator (1 epoch, a few batches) scored these responses; the numbers test the "

@@ -153,3 +153,50 @@ def test_python_api_and_trl_reward_function(tiny_model):
     assert all(0.0 <= v <= 2.0 for v in plain)
     expected = [0.2 * e + 0.4 * i + 0.4 * x for e, i, x in zip(*(scores.expected_levels(m) for m in MECHANISMS))]
     assert plain == pytest.approx(expected, abs=1e-6)
+
+
+def test_train_refuses_to_resume_checkpoints_of_other_settings(tmp_path):
+    out = tmp_path / "model"
+    work = tmp_path / "model.checkpoints"
+    work.mkdir()
+    (work / "train_config.json").write_text(json.dumps({"seed": 99}))
+    result = runner.invoke(app, ["train", "--out", str(out), "--limit", "1", "--no-progress"])
+    assert result.exit_code == 2
+    assert "other settings" in " ".join(result.output.split()) and "--restart" in result.output
+    assert not out.exists()
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    """SIGKILL a real training run after its first epoch checkpoint, rerun the same command."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "model"
+    last = tmp_path / "model.checkpoints" / "last.ckpt"
+    command = [sys.executable, "-m", "empeval.cli", "train", "--out", str(out), "--max-epochs", "3",
+               "--limit", "1", "--batch-size", "2", "--no-progress", "--threads", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        size = -1
+        while first.poll() is None:  # wait until last.ckpt exists and is completely written
+            if last.exists() and last.stat().st_size == size > 0:
+                break
+            size = last.stat().st_size if last.exists() else -1
+            time.sleep(0.3)
+        if first.poll() is not None:
+            pytest.skip("training finished before it could be interrupted (machine unusually fast)")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert not out.exists() and last.exists()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Restoring states from the checkpoint" in rerun.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed"] is True
+    assert not last.parent.exists()

@@ -1,0 +1,113 @@
+"""The recipe's config: paper numbers, presets, variants, overrides, cheap import."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from therapy_align.models import PAPER_BASE_MODEL, is_run_dir, read_run_config, run_base_model
+from therapy_align.overrides import OverrideError, apply_overrides
+from therapy_align.sft_run import configure_wandb, newest_checkpoint, write_run_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "sft_paper.py"
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("sft_paper_recipe_cfg", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_numbers(recipe):
+    paper = recipe.PAPER
+    assert (paper.train.max_steps, paper.train.gradient_accumulation_steps, paper.train.learning_rate) == (100, 4, 2e-5)
+    assert (paper.lora.alpha, paper.lora.dropout) == (32, 0.05)
+    assert paper.model.name_or_path == PAPER_BASE_MODEL == "meta-llama/Llama-2-7b-chat-hf"
+    assert paper.model.quantization == "4bit" and paper.model.dtype == "bfloat16"
+    assert paper.train.max_steps == recipe.variant(paper, "full_plus").train.max_steps == 100
+
+
+def test_every_paper_number_has_a_provenance_comment():
+    text = RECIPE.read_text()
+    for line in ("max_steps: int = 100", "gradient_accumulation_steps: int = 4", "learning_rate: float = 2e-5",
+                 "alpha: int = 32", "dropout: float = 0.05"):
+        matching = [row for row in text.splitlines() if line in row]
+        assert matching and "§4" in matching[0], line
+
+
+def test_variants_and_presets(recipe):
+    assert recipe.variant(recipe.PAPER, "annomi80").name == "sft-annomi80"
+    full = recipe.variant(recipe.PAPER, "full_plus")
+    assert full.name == "sft-full_plus" and full.data.split == "full_plus"
+    tiny = recipe.variant(recipe.TINY, "full_plus")
+    assert tiny.name == "tiny-sft-full_plus" and tiny.model.quantization == "none"
+    assert tiny.train.max_length <= 1024 and tiny.train.max_steps <= 50
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.PAPER.train.max_steps = 5  # type: ignore[misc]
+
+
+def test_overrides_on_the_recipe_config(recipe):
+    cfg = apply_overrides(recipe.PAPER, ["--lora.r=16", "--lora.target_modules=q_proj,k_proj", "--model.quantization", "8bit"])
+    assert cfg.lora.r == 16 and cfg.lora.target_modules == ("q_proj", "k_proj") and cfg.model.quantization == "8bit"
+    with pytest.raises(OverrideError, match="--train.learning_rate"):
+        apply_overrides(recipe.PAPER, ["--train.lr=1"])
+    with pytest.raises(OverrideError, match="bad value for --model.quantization"):
+        apply_overrides(recipe.PAPER, ["--model.quantization=2bit"])
+
+
+def test_import_builds_nothing_heavy():
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('r', {str(RECIPE)!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['r'] = m; spec.loader.exec_module(m)\n"
+        "print(sorted(k for k in ('trl', 'peft', 'transformers', 'torch') if k in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_run_config_is_what_models_reads(recipe, tmp_path):
+    run = tmp_path / "runs" / "x"
+    body = write_run_config(run, recipe.TINY, base_model_ref="artifacts/tiny-llama-2", quantization="none")
+    assert body["quantization"] is None and body["train"]["max_steps"] == recipe.TINY.train.max_steps
+    config = read_run_config(run)
+    assert run_base_model(config).endswith("tiny-llama-2") and config["schema"] == "therapy_align.sft_run/1"
+    assert json.loads((run / "config.json").read_text())["lora"]["target_modules"] == list(recipe.TINY.lora.target_modules)
+    assert not is_run_dir(run)  # no adapter yet
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    assert is_run_dir(run)
+
+
+def test_newest_checkpoint_skips_partial(tmp_path):
+    assert newest_checkpoint(tmp_path / "missing") is None
+    for step, complete in ((2, True), (4, True), (6, False)):
+        path = tmp_path / f"checkpoint-{step}"
+        path.mkdir()
+        if complete:
+            (path / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    assert newest_checkpoint(tmp_path).name == "checkpoint-4"
+
+
+def test_wandb_defaults_offline_under_the_run(tmp_path, monkeypatch):
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_NAME", "WANDB_SILENT"):
+        monkeypatch.setenv(var, "x")  # records the original state, restored after the test
+        monkeypatch.delenv(var)
+    configure_wandb(tmp_path / "runs" / "r", project="p", name="r")
+    import os
+
+    assert os.environ["WANDB_MODE"] == "offline" and os.environ["WANDB_DIR"] == str((tmp_path / "runs" / "r").resolve())
+    monkeypatch.setenv("WANDB_MODE", "online")
+    configure_wandb(tmp_path / "runs" / "r", project="p", name="r")
+    assert os.environ["WANDB_MODE"] == "online"  # the user's choice wins
