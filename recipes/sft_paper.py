@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path

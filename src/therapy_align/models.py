@@ -18,10 +18,12 @@ Run directory layout and the ``runs/<name>/config.json`` schema (what this modul
                        #   "base_model_ref": str      <- how the recipe named it ("tiny-base", a path..)
                        #   "quantization": null | "4bit" | "8bit"   (how the base was loaded for training)
                        #   "model": {"name_or_path": str, ...}     (the recipe's model section)
-      adapter/         # PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors)
+      adapter/         # PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors; the
+                       #   trainer also drops a copy of the tokenizer files here)
       tokenizer/       # the tokenizer with the project chat template (pad = <unk>)
       checkpoint-*/    # trainer checkpoints (state, optimizer, adapter) for --resume
-      metrics.json     # train / held-out loss, supervised tokens, tokens/s
+      metrics.json     # train losses per step, held-out loss {step0, end}, supervised tokens, tokens/s
+      heldout_step0.json  # the step-0 held-out loss (kept for --resume)
       README.md        # model card
       wandb/           # offline wandb run files
 

@@ -318,12 +318,13 @@ def run_local_sweep(
     bar_chart(ranked, root / "sweep.png", title=f"Prompt sweep: {first.model}, {ranked[0]['n']} inputs",
               label_key=lambda row: row["prompt"], with_paper=False)
 
-    table = Table(title=f"Prompt sweep on {first.model} (n={ranked[0]['n']}), best final score first")
-    for column in columns:
-        table.add_column(column, justify="right" if column not in ("prompt", "model") else "left",
-                         no_wrap=column in ("prompt", "model"))
+    table = Table(title=f"Prompt sweep on {first.model} (n={ranked[0]['n']} inputs), best final score first",
+                  caption="E, I, X: sums of EMP-EVAL levels per 1,000 inputs; final = 0.2 E + 0.4 I + 0.4 X")
+    short = {"rank": "#", "prompt": "prompt", "empathy": "E", "interpretation": "I", "exploration": "X", "final": "final"}
+    for column in short:
+        table.add_column(short[column], justify="left" if column == "prompt" else "right", no_wrap=True)
     for row in ranked:
-        table.add_row(*(f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+        table.add_row(*(f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]) for c in short))
     console.print(table)
     console.print(f"saved {root / 'sweep_table.md'}, {root / 'sweep_table.csv'}, {root / 'sweep.png'}")
     return ranked

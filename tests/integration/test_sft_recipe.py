@@ -127,8 +127,9 @@ def test_kill_then_resume_reaches_planned_steps_in_the_same_order(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the process group this test started
         proc.wait()
-    assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"
-    assert not (run_dir / "checkpoint-6").exists()
+    finished = sorted(p.name for p in run_dir.glob("checkpoint-*"))
+    assert not (run_dir / "metrics.json").exists(), f"the run finished before it was killed: {finished}"
+    assert not (run_dir / "checkpoint-6").exists(), finished
 
     resumed = run([*common, "--name=killed", "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-4000:]
@@ -138,8 +139,10 @@ def test_kill_then_resume_reaches_planned_steps_in_the_same_order(tmp_path):
     assert 2 <= start < 6
     got = dict(metrics["train_losses"])  # steps <= start come from the checkpoint's trainer state
     assert sorted(got) == list(range(1, 7))
-    for step, loss in got.items():  # same batches, same weights -> same losses as the uninterrupted run
-        assert loss == pytest.approx(expected[step], abs=1e-4), (step, loss, expected[step])
+    # same batches, same weights -> same losses as the uninterrupted run
+    assert [round(got[s], 4) for s in sorted(got)] == pytest.approx(
+        [round(expected[s], 4) for s in sorted(expected)], abs=2e-4
+    ), f"resumed from {metrics['resumed_from']}: {got} vs reference {expected}"
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
