@@ -3,16 +3,15 @@
     .venv/bin/python benchmarks/bench_sft_throughput.py [--rows 32] [--repeats 1] [--json out.json]
 
 All arms train the same tiny model (random-init Llama-2 architecture, 32000 vocab) with the same
-LoRA on the same rows of the real ``annomi80`` data (the tiny preset's 512-token chunks), one epoch
-(8 rows per optimizer step), on CPU, and count the supervised (therapist) next-token targets the
-model actually trained on:
+LoRA on the same rows of the real ``annomi80`` data (the tiny preset's 512-token chunks), one epoch,
+on CPU, and count the supervised (therapist) next-token targets the model actually trained on:
 
 * ``naive``: ``SFTConfig`` defaults (TRL 1.16): batch 8, pad to the longest row, random order,
   ``max_length=1024``, no padding-free, and TRL's ``bf16=True`` / ``gradient_checkpointing=True``;
 * ``naive_fp32``: the same batching, with the recipe's precision (fp32) and no checkpointing, so
-  ``recipe / naive_fp32`` isolates the data path (padding-free, length grouping, batch split);
-* ``recipe``: ``recipes/sft_paper.py``'s own ``make_trainer`` with the tiny preset (only rows,
-  steps and logging changed).
+  ``recipe / naive_fp32`` isolates the data path (batch shape, padding-free, length grouping);
+* ``recipe``: ``recipes/sft_paper.py``'s own ``make_trainer`` with the tiny preset as it stands
+  (only rows, steps and logging changed); its batch / padding-free / sampling are printed.
 
 Prints each arm and the ratios. Not a test: the numbers depend on the machine and its load; record
 them in docs/benchmarks.md with the machine.

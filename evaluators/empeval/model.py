@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
-from transformers import AutoConfig, AutoModel, PretrainedConfig, get_linear_schedule_with_warmup
+from transformers import AutoModel, PretrainedConfig, get_linear_schedule_with_warmup
 
 from empeval.config import TrainConfig
 from empeval.mechanisms import LEVELS, MECHANISMS
@@ -137,6 +137,3 @@ class EmpathyLightningModule(L.LightningModule):
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.config.warmup_fraction * total), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-
-def encoder_config(backbone: str) -> PretrainedConfig:
-    return AutoConfig.from_pretrained(backbone)

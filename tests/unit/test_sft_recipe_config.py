@@ -111,3 +111,14 @@ def test_wandb_defaults_offline_under_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "online")
     configure_wandb(tmp_path / "runs" / "r", project="p", name="r")
     assert os.environ["WANDB_MODE"] == "online"  # the user's choice wins
+
+
+def test_accelerate_configs_load():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = {p.stem: load_config_from_file(str(p)) for p in (REPO_ROOT / "recipes" / "accelerate").glob("*.yaml")}
+    assert set(configs) >= {"single_gpu", "ddp", "ddp_cpu", "fsdp_qlora", "deepspeed_zero3"}
+    fsdp = configs["fsdp_qlora"].fsdp_config
+    assert fsdp["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
+    assert fsdp["fsdp_cpu_ram_efficient_loading"] is True and "fsdp_use_orig_params" in fsdp
+    assert configs["deepspeed_zero3"].deepspeed_config["zero_stage"] == 3
