@@ -41,7 +41,10 @@ def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str 
     build_fields = {f.name for f in dataclasses.fields(BuildConfig)}
     kwargs = {k: v for k, v in dataclasses.asdict(data).items() if k in build_fields}
     build = BuildConfig(**kwargs)
-    key_src = json.dumps({"build": kwargs, "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer)}, sort_keys=True, default=str)
+    key_src = json.dumps(
+        {"build": kwargs, "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer), "code": _pipeline_code_hash()},
+        sort_keys=True, default=str,
+    )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{build.split}-{key}" if cache_dir is not None else None
     if path is not None and (path / "dataset_dict.json").is_file():
@@ -69,6 +72,19 @@ def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str 
             ds = ds.filter(lambda ex: any(label != IGNORE_INDEX for label in ex["labels"][1:]))
         out[name] = ds
     return DatasetDict(out)
+
+
+def _pipeline_code_hash() -> str:
+    """Hash of the data pipeline's source, so a change to cleaning, chunking or masking never
+    trains on a stale cached dataset."""
+    from importlib import resources
+
+    package = resources.files("therapy_align")
+    digest = hashlib.sha256()
+    for name in ("transcripts.py", "cleaning.py", "chat_format.py", "chunking.py", "masking.py", "splits.py",
+                 "dataset_build.py", "system_prompts.py", "templates/llama2_chat.jinja"):
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def supervised_count(labels) -> int:
