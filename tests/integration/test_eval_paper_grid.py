@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,18 +10,14 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_recipe_module
 from tests.integration.evaluator_fixture import make_tiny_evaluator
 
 RECIPE = REPO_ROOT / "recipes" / "eval_paper.py"
 
 
 def load_recipe():
-    spec = importlib.util.spec_from_file_location("eval_paper_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe_module(RECIPE, "eval_paper_recipe")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ therapist (supervised) tokens, with client and system tokens contributing nothin
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,15 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import load_recipe_module
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_recipe():
-    spec = importlib.util.spec_from_file_location("sft_paper_recipe", REPO_ROOT / "recipes" / "sft_paper.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe_module(REPO_ROOT / "recipes" / "sft_paper.py", "sft_paper_recipe")
 
 
 @pytest.fixture(scope="module")

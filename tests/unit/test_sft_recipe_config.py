@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_recipe_module
 from therapy_align.models import PAPER_BASE_MODEL, is_run_dir, read_run_config, run_base_model
 from therapy_align.overrides import OverrideError, apply_overrides
 from therapy_align.sft_run import configure_wandb, newest_checkpoint, write_run_config
@@ -21,11 +21,7 @@ RECIPE = REPO_ROOT / "recipes" / "sft_paper.py"
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("sft_paper_recipe_cfg", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe_module(RECIPE, "sft_paper_recipe_cfg")
 
 
 def test_paper_numbers(recipe):
