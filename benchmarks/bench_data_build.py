@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from therapy_align.chat_format import load_tokenizer
-from therapy_align.dataset_build import BuildConfig, build_dataset
-from therapy_align.transcripts import _read_annomi
+from therapy_align.data.chat_format import load_tokenizer
+from therapy_align.data.dataset_build import BuildConfig, build_dataset
+from therapy_align.data.transcripts import _read_annomi
 
 
 def timed(function):

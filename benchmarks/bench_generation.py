@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_generation.py --threads 1      # 32 inputs, 64 new tokens
     .venv/bin/python benchmarks/bench_generation.py --write-docs     # also update docs/benchmarks.md
 
-Both modes run the same code path (`therapy_align.generation.generate_batch`: chat-template
+Both modes run the same code path (`therapy_align.evaluation.generation.generate_batch`: chat-template
 prompts, left padding, KV cache, greedy) on the same inputs from the evaluation set with the
 "new" system prompt; only the batch size differs. Tokens/s counts generated tokens up to each
 response's end-of-sequence (padding after an early stop is not counted). The two modes alternate
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from therapy_align.chat_format import load_tokenizer
-from therapy_align.generation import GenerationSettings, generate_batch, prompt_ids, read_inputs
-from therapy_align.system_prompts import get_system_prompt
-from therapy_align.tiny_model import build_tiny_model
+from therapy_align.data.chat_format import load_tokenizer
+from therapy_align.evaluation.generation import GenerationSettings, generate_batch, prompt_ids, read_inputs
+from therapy_align.data.system_prompts import get_system_prompt
+from therapy_align.training.tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = REPO.parent / "shared" / "data" / "eval_inputs" / "reddit_mental_health_1000.jsonl"

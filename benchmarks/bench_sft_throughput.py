@@ -44,7 +44,7 @@ def load_recipe():
 
 
 def timed_train(name: str, trainer) -> dict:
-    from therapy_align.sft_run import SupervisedTokenCounter
+    from therapy_align.training.sft_run import SupervisedTokenCounter
 
     counter = SupervisedTokenCounter(trainer.model)
     start = time.perf_counter()
@@ -66,7 +66,7 @@ def naive_arm(name: str, cfg, rows, tokenizer, out: str, *, fp32: bool) -> dict:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from therapy_align.models import load_causal_lm
+    from therapy_align.training.models import load_causal_lm
 
     torch.manual_seed(cfg.train.seed)
     model = load_causal_lm(cfg.model.name_or_path, dtype="float32")
@@ -91,7 +91,7 @@ def main() -> None:
 
     import torch
 
-    from therapy_align.sft_run import sft_dataset
+    from therapy_align.training.sft_run import sft_dataset
 
     recipe = load_recipe()
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +112,7 @@ def main() -> None:
                     trainer.args.disable_tqdm = True
                     result = timed_train(name, trainer)
                 else:
-                    from therapy_align.chat_format import load_tokenizer
+                    from therapy_align.data.chat_format import load_tokenizer
 
                     tokenizer = load_tokenizer(cfg.model.tokenizer)
                     rows = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.max_length)["train"]

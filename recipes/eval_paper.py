@@ -9,7 +9,7 @@ Paper §2.2.2 (1,000 Reddit inputs fed to each model), §4 (three models, two sy
 cells; the Llama-2 chat format), §5 + Table 1 (EMP-EVAL sums per 1,000 inputs, final score
 0.2 E + 0.4 I + 0.4 X). Chain: SFT of the missing variants (recipes/sft_paper.py, subprocess) ->
 EMP-EVAL (artifacts/empeval, or a flagged quick one) -> batched generation -> scores ->
-runs/<eval>/report/{table.md, table.csv, table1.png, examples.md}. Logic: therapy_align.table1.
+runs/<eval>/report/{table.md, table.csv, table1.png, examples.md}. Logic: therapy_align.evaluation.table1.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     from accelerate import PartialState
     from rich.console import Console
 
-    from therapy_align.table1 import run_grid
+    from therapy_align.evaluation.table1 import run_grid
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

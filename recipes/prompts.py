@@ -7,8 +7,8 @@
 
 Paper §4: "We tried 10 different prompts ... We picked the top one with the highest score"; §6
 asks for prompts that raise interpretation without losing exploration. The prompt texts live in
-one place, ``therapy_align.system_prompts`` (standard and new verbatim from the paper); the run
-config (``PromptRunConfig``, with provenance comments) lives in ``therapy_align.sweep`` so that
+one place, ``therapy_align.data.system_prompts`` (standard and new verbatim from the paper); the run
+config (``PromptRunConfig``, with provenance comments) lives in ``therapy_align.evaluation.sweep`` so that
 the local sweep command and a wandb agent run exactly the same thing. One run generates on the
 inputs, scores with EMP-EVAL and logs ``final_score`` (Table 1's formula) to wandb (offline
 unless WANDB_MODE/--wandb_mode say otherwise).
@@ -21,7 +21,7 @@ import sys
 from rich.console import Console
 
 from therapy_align.overrides import OverrideError, apply_overrides
-from therapy_align.sweep import PromptRunConfig, SweepError, init_wandb, prompt_listing, run_prompt
+from therapy_align.evaluation.sweep import PromptRunConfig, SweepError, init_wandb, prompt_listing, run_prompt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@
     accelerate launch --multi_gpu --num_processes 2 recipes/sft_paper.py --preset tiny   # 2 CPU procs, gloo
     ... --dotted.key=value overrides any field below (e.g. --lora.r=16); --resume continues
     from the newest checkpoint in runs/<name>/. The untrained base is not a run: evaluate the
-    named model "base" (or "tiny-base"), see therapy_align.models.
+    named model "base" (or "tiny-base"), see therapy_align.training.models.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from therapy_align.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization
+from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization
 from therapy_align.overrides import apply_overrides, pop_option
 
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> Path:
     resume, argv = pop_option(argv, "resume", default=False, flag=True)
     cfg = apply_overrides(variant(PRESETS[preset], split), argv)
     check_quantization(cfg.model.quantization)  # 4-bit without CUDA: fail before any heavy work
-    from therapy_align import sft_run
+    from therapy_align.training import sft_run
 
     run_dir = Path(cfg.runs_dir) / cfg.name
     if not resume and sft_run.newest_checkpoint(run_dir) is not None:
@@ -132,9 +132,9 @@ def make_trainer(cfg: Recipe, run_dir: Path):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from therapy_align import sft_run
-    from therapy_align.chat_format import load_tokenizer
-    from therapy_align.models import load_causal_lm
+    from therapy_align.training import sft_run
+    from therapy_align.data.chat_format import load_tokenizer
+    from therapy_align.training.models import load_causal_lm
 
     m, t = cfg.model, cfg.train
     args = SFTConfig(

@@ -34,7 +34,7 @@ def load_recipe_module(path: Path, name: str):
 def llama_tokenizer():
     """Loaded once per session (a few seconds): usable from hypothesis tests, which take no
     function-scoped fixtures."""
-    from therapy_align.chat_format import load_tokenizer
+    from therapy_align.data.chat_format import load_tokenizer
 
     return load_tokenizer(str(TOKENIZER_DIR))
 

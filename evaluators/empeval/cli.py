@@ -38,7 +38,7 @@ def train(
     """Train the three-mechanism classifier on EPITOME; resumes an interrupted run."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from therapy_align.data_paths import DataNotFoundError
+    from therapy_align.paths import DataNotFoundError
 
     from empeval.config import TrainConfig
     from empeval.epitome_data import EpitomeFormatError

@@ -25,7 +25,7 @@ def load_epitome(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     The three files hold the same pairs in the same order; this is checked row by row rather
     than joined on rp_id, because some rp_ids occur twice.
     """
-    from therapy_align.data_paths import data_file
+    from therapy_align.paths import data_file
 
     merged: pd.DataFrame | None = None
     for mechanism in MECHANISMS:

@@ -9,8 +9,8 @@ import pytest
 from datasets import load_from_disk
 from typer.testing import CliRunner
 
-from therapy_align.cleaning import is_backchannel
-from therapy_align.dataset_build import BuildConfig, build_dataset
+from therapy_align.data.cleaning import is_backchannel
+from therapy_align.data.dataset_build import BuildConfig, build_dataset
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_failed_build_leaves_no_output(tmp_path, data_dir):
 def test_extra_transcripts_and_counselchat_join_full_plus(tokenizer, data_dir):
     from importlib import resources
 
-    example = str(resources.files("therapy_align").joinpath("examples/example_session.txt"))
+    example = str(resources.files("therapy_align.data").joinpath("examples/example_session.txt"))
     dataset, stats = build_dataset(
         BuildConfig(split="full_plus", data_dir=str(data_dir), extra_transcripts=(example,), include_counselchat=True),
         tokenizer=tokenizer,

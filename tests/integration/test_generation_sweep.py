@@ -13,8 +13,8 @@ import yaml
 
 from tests.conftest import DATA_DIR, REPO_ROOT
 from tests.integration.evaluator_fixture import make_tiny_evaluator
-from therapy_align.sweep import SweepError, config_from_params, expand_grid, load_sweep_yaml
-from therapy_align.system_prompts import SYSTEM_PROMPTS
+from therapy_align.evaluation.sweep import SweepError, config_from_params, expand_grid, load_sweep_yaml
+from therapy_align.data.system_prompts import SYSTEM_PROMPTS
 
 SWEEP_YAML = REPO_ROOT / "wandb" / "sweep_prompts.yaml"
 INPUTS = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"

@@ -98,7 +98,7 @@ def test_two_process_cpu_run_trains_saves_and_reloads(tmp_path):
 
     import torch
 
-    from therapy_align.models import load_model_for_inference
+    from therapy_align.training.models import load_model_for_inference
 
     model, tokenizer = load_model_for_inference(str(run_dir))
     assert type(model).__name__.startswith("Peft")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from therapy_align.transcripts import CLIENT, THERAPIST, Transcript, Turn
+from therapy_align.data.transcripts import CLIENT, THERAPIST, Transcript, Turn
 
 WORDS = st.sampled_from(
     "I you feel sad tired work sleep family why what how maybe never always really think it's "
@@ -59,6 +59,6 @@ def conversations(draw, max_exchanges: int = 4) -> list[dict[str, str]]:
 
 
 def _clean(text: str) -> str:
-    from therapy_align.cleaning import remove_asides
+    from therapy_align.data.cleaning import remove_asides
 
     return remove_asides(text) or "well"

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from therapy_align.generation import InputFileError, append_records, read_inputs, read_outputs, repair_tail
+from therapy_align.evaluation.generation import InputFileError, append_records, read_inputs, read_outputs, repair_tail
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 records = st.lists(st.tuples(st.uuids().map(str), texts), min_size=1, max_size=25, unique_by=lambda t: t[0])

@@ -7,11 +7,11 @@ from hypothesis import strategies as st
 
 from tests.conftest import llama_tokenizer
 from tests.property.strategies import conversations, transcripts
-from therapy_align.chat_format import render_text, tokenize_conversation
-from therapy_align.chunking import plan_chunks
-from therapy_align.cleaning import clean_turns, to_exchanges
-from therapy_align.dataset_build import BuildConfig, chunk_transcript
-from therapy_align.masking import IGNORE_INDEX, supervised_ids
+from therapy_align.data.chat_format import render_text, tokenize_conversation
+from therapy_align.data.chunking import plan_chunks
+from therapy_align.data.cleaning import clean_turns, to_exchanges
+from therapy_align.data.dataset_build import BuildConfig, chunk_transcript
+from therapy_align.data.masking import IGNORE_INDEX, supervised_ids
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SYSTEM = "You are a counsellor. Listen first."

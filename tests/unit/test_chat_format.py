@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from therapy_align.chat_format import tokenize_conversation
-from therapy_align.masking import IGNORE_INDEX, token_mask_from_char_spans
-from therapy_align.system_prompts import NEW, STANDARD, get_system_prompt
+from therapy_align.data.chat_format import tokenize_conversation
+from therapy_align.data.masking import IGNORE_INDEX, token_mask_from_char_spans
+from therapy_align.data.system_prompts import NEW, STANDARD, get_system_prompt
 
 CONVERSATION = [
     {"role": "system", "content": STANDARD},
@@ -36,7 +36,7 @@ def test_trl_assistant_only_loss_gives_the_same_labels(tokenizer, tmp_path):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from therapy_align.tiny_model import build_tiny_model
+    from therapy_align.training.tiny_model import build_tiny_model
 
     args = SFTConfig(
         output_dir=str(tmp_path), assistant_only_loss=True, report_to="none", max_length=None,

@@ -1,5 +1,5 @@
-from therapy_align.cleaning import clean_turns, is_backchannel, remove_asides, to_exchanges
-from therapy_align.transcripts import CLIENT, THERAPIST, Turn
+from therapy_align.data.cleaning import clean_turns, is_backchannel, remove_asides, to_exchanges
+from therapy_align.data.transcripts import CLIENT, THERAPIST, Turn
 
 
 def test_asides_are_removed_including_nested_ones():

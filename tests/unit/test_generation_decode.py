@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import DATA_DIR
-from therapy_align.generation import (
+from therapy_align.evaluation.generation import (
     GenerationSettings,
     InputFileError,
     generate_batch,
@@ -16,7 +16,7 @@ from therapy_align.generation import (
     read_inputs,
     read_outputs,
 )
-from therapy_align.system_prompts import get_system_prompt
+from therapy_align.data.system_prompts import get_system_prompt
 
 INPUTS = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
 
@@ -25,7 +25,7 @@ INPUTS = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
 def tiny(tokenizer):
     import torch
 
-    from therapy_align.tiny_model import build_tiny_model
+    from therapy_align.training.tiny_model import build_tiny_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a ~4M-parameter model: one thread beats two contending ones

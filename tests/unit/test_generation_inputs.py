@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import DATA_DIR
-from therapy_align.generation import (
+from therapy_align.evaluation.generation import (
     GenerationSettings,
     InputFileError,
     append_records,
@@ -18,7 +18,7 @@ from therapy_align.generation import (
     read_outputs,
     repair_tail,
 )
-from therapy_align.system_prompts import NEW, PROMPT_TARGETS, STANDARD, SYSTEM_PROMPTS, get_system_prompt
+from therapy_align.data.system_prompts import NEW, PROMPT_TARGETS, STANDARD, SYSTEM_PROMPTS, get_system_prompt
 
 INPUTS = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
 

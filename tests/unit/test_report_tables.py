@@ -8,8 +8,8 @@ import io
 import pytest
 
 from empeval.mechanisms import final_score
-from therapy_align.report import bar_chart, examples_markdown, pick_examples, sort_by_final, to_csv, to_markdown
-from therapy_align.table1 import MODELS, PAPER_TABLE1, PROMPTS, Cell, clean_launcher_env, grid, paper_row, write_report
+from therapy_align.evaluation.report import bar_chart, examples_markdown, pick_examples, sort_by_final, to_csv, to_markdown
+from therapy_align.evaluation.table1 import MODELS, PAPER_TABLE1, PROMPTS, Cell, clean_launcher_env, grid, paper_row, write_report
 
 
 def _row(prompt, final, **kw):
@@ -97,8 +97,8 @@ def test_sft_subprocess_does_not_inherit_launcher_rank():
 
 
 def test_a_cell_keeps_its_decoding_settings(tmp_path):
-    from therapy_align.generation import GenerationSettings
-    from therapy_align.table1 import _check_settings
+    from therapy_align.evaluation.generation import GenerationSettings
+    from therapy_align.evaluation.table1 import _check_settings
 
     path = tmp_path / "cell" / "generation_settings.json"
     _check_settings(path, GenerationSettings(max_new_tokens=8, batch_size=4))
@@ -108,7 +108,7 @@ def test_a_cell_keeps_its_decoding_settings(tmp_path):
 
 
 def test_done_ids_refuses_a_file_of_another_model(tmp_path):
-    from therapy_align.generation import InputFileError, append_records, done_ids
+    from therapy_align.evaluation.generation import InputFileError, append_records, done_ids
 
     path = tmp_path / "g.jsonl"
     append_records(path, [{"id": "a", "prompt": "new", "model": "runs/x"}])

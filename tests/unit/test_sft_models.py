@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 
-from therapy_align import models
-from therapy_align.models import (
+from therapy_align.training import models
+from therapy_align.training.models import (
     ModelReferenceError,
     QuantizationUnavailableError,
     classify_reference,
     load_causal_lm,
     load_model_for_inference,
 )
-from therapy_align.tiny_model import materialize_tiny_model
+from therapy_align.training.tiny_model import materialize_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_recipe_module
-from therapy_align.models import PAPER_BASE_MODEL, is_run_dir, read_run_config, run_base_model
+from therapy_align.training.models import PAPER_BASE_MODEL, is_run_dir, read_run_config, run_base_model
 from therapy_align.overrides import OverrideError, apply_overrides
-from therapy_align.sft_run import configure_wandb, newest_checkpoint, write_run_config
+from therapy_align.training.sft_run import configure_wandb, newest_checkpoint, write_run_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "sft_paper.py"
@@ -77,7 +77,7 @@ def test_run_config_is_what_models_reads(recipe, tmp_path):
     body = write_run_config(run, recipe.TINY, base_model_ref="artifacts/tiny-llama-2", quantization="none")
     assert body["quantization"] is None and body["train"]["max_steps"] == recipe.TINY.train.max_steps
     config = read_run_config(run)
-    assert run_base_model(config).endswith("tiny-llama-2") and config["schema"] == "therapy_align.sft_run/1"
+    assert run_base_model(config).endswith("tiny-llama-2") and config["schema"] == "therapy_align.training.sft_run/1"
     assert json.loads((run / "config.json").read_text())["lora"]["target_modules"] == list(recipe.TINY.lora.target_modules)
     assert not is_run_dir(run)  # no adapter yet
     (run / "adapter").mkdir()

@@ -1,7 +1,7 @@
 import pytest
 
-from therapy_align.data_paths import DATA_ENV, DataNotFoundError, data_file, resolve_data_dir
-from therapy_align.splits import split_transcript_ids
+from therapy_align.paths import DATA_ENV, DataNotFoundError, data_file, resolve_data_dir
+from therapy_align.data.splits import split_transcript_ids
 
 
 def test_split_is_seeded_disjoint_and_order_free():

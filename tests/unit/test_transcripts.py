@@ -1,7 +1,7 @@
 import pytest
 
-from therapy_align.data_paths import DataNotFoundError
-from therapy_align.transcripts import (
+from therapy_align.paths import DataNotFoundError
+from therapy_align.data.transcripts import (
     TranscriptFormatError,
     load_annomi,
     load_plain_transcript,
@@ -73,7 +73,7 @@ def test_plain_transcript_without_labels_names_the_line():
 def test_example_session_ships_with_the_package():
     from importlib import resources
 
-    path = resources.files("therapy_align").joinpath("examples/example_session.txt")
+    path = resources.files("therapy_align.data").joinpath("examples/example_session.txt")
     transcript = load_plain_transcript(str(path))
     assert transcript.transcript_id == "example-sleep"
     assert len(transcript.turns) == 10

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from therapy_align.transcripts import CLIENT, THERAPIST, Turn
+from therapy_align.data.transcripts import CLIENT, THERAPIST, Turn
 
 # Words that, alone, make a backchannel rather than an answer (lower-case, no punctuation).
 DEFAULT_BACKCHANNEL_WORDS = frozenset(

@@ -3,7 +3,7 @@ loss, supervised-token counting, metrics and the model card.
 
 ``recipes/sft_paper.py`` owns the hyperparameters and builds ``trl.SFTConfig``; this module does
 the bookkeeping around ``SFTTrainer`` (no training loop here). Run-directory layout: see
-:mod:`therapy_align.models`.
+:mod:`therapy_align.training.models`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from therapy_align.masking import IGNORE_INDEX
-from therapy_align.models import RUN_SCHEMA, resolve_base
+from therapy_align.data.masking import IGNORE_INDEX
+from therapy_align.training.models import RUN_SCHEMA, resolve_base
 
 DATA_CACHE_DIR = Path("artifacts/sft-data")
 
@@ -28,7 +28,7 @@ DATA_CACHE_DIR = Path("artifacts/sft-data")
 def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str | os.PathLike | None = DATA_CACHE_DIR):
     """``DatasetDict(train, heldout)`` with ``input_ids``/``labels`` only, truncated to ``max_length``.
 
-    ``data`` is the recipe's data section (fields of :class:`~therapy_align.dataset_build.BuildConfig`
+    ``data`` is the recipe's data section (fields of :class:`~therapy_align.data.dataset_build.BuildConfig`
     plus ``max_train_rows``/``max_heldout_rows``). Chunks are built to ``data.max_tokens`` (the
     paper's "fit the context" chunking), so truncation only bites when ``max_length`` is smaller.
     Built datasets are cached under ``cache_dir`` keyed by the build config and tokenizer, so a
@@ -36,7 +36,7 @@ def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str 
     """
     from datasets import DatasetDict, load_from_disk
 
-    from therapy_align.dataset_build import BuildConfig, build_dataset
+    from therapy_align.data.dataset_build import BuildConfig, build_dataset
 
     build_fields = {f.name for f in dataclasses.fields(BuildConfig)}
     kwargs = {k: v for k, v in dataclasses.asdict(data).items() if k in build_fields}
@@ -79,7 +79,7 @@ def _pipeline_code_hash() -> str:
     trains on a stale cached dataset."""
     from importlib import resources
 
-    package = resources.files("therapy_align")
+    package = resources.files("therapy_align.data")
     digest = hashlib.sha256()
     for name in ("transcripts.py", "cleaning.py", "chat_format.py", "chunking.py", "masking.py", "splits.py",
                  "dataset_build.py", "system_prompts.py", "templates/llama2_chat.jinja"):
@@ -216,7 +216,7 @@ def write_model_card(run_dir: Path, *, config: dict, metrics: dict, command: str
         "## Load",
         "",
         "```python",
-        "from therapy_align.models import load_model_for_inference",
+        "from therapy_align.training.models import load_model_for_inference",
         f'model, tokenizer = load_model_for_inference("{run_dir}")',
         "```",
         "",

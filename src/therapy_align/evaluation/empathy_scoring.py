@@ -1,7 +1,7 @@
 """EMP-EVAL scoring of generation files (paper §2.2.3, Table 1), shared by the Table-1 harness
 and the prompt sweep.
 
-A generation file (see :mod:`therapy_align.generation`) is scored pair by pair -- seeker post,
+A generation file (see :mod:`therapy_align.evaluation.generation`) is scored pair by pair -- seeker post,
 model response -- with ``empeval.load(path).score``; the levels (0/1/2) of each mechanism are
 summed and rescaled to 1,000 inputs, the paper's scale, and combined with Table 1's weights
 (``empeval.final_score``). Results go beside the generations:
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from therapy_align.generation import read_outputs, repair_tail
+from therapy_align.evaluation.generation import read_outputs, repair_tail
 
 DEFAULT_EVALUATOR = Path("artifacts/empeval")
 # Quick evaluator for smoke runs when no trained artifact exists: one epoch over at most this many

@@ -62,7 +62,7 @@ def sweep_dir(config: PromptRunConfig) -> Path:
 
 
 def generation_settings(config: PromptRunConfig):
-    from therapy_align.generation import GenerationSettings
+    from therapy_align.evaluation.generation import GenerationSettings
 
     return GenerationSettings(
         batch_size=config.batch_size,
@@ -78,9 +78,9 @@ def prompt_listing():
     """A rich table of the registered prompts: name, target mechanism, description, length."""
     from rich.table import Table
 
-    from therapy_align.system_prompts import PROMPT_TARGETS, SYSTEM_PROMPTS
+    from therapy_align.data.system_prompts import PROMPT_TARGETS, SYSTEM_PROMPTS
 
-    table = Table(title=f"{len(SYSTEM_PROMPTS)} system prompts (therapy_align.system_prompts)")
+    table = Table(title=f"{len(SYSTEM_PROMPTS)} system prompts (therapy_align.data.system_prompts)")
     for column in ("name", "targets", "what it asks", "chars"):
         table.add_column(column)
     for name, text in SYSTEM_PROMPTS.items():
@@ -90,7 +90,7 @@ def prompt_listing():
 
 
 def check_prompt(name: str) -> str:
-    from therapy_align.system_prompts import SYSTEM_PROMPTS, get_system_prompt
+    from therapy_align.data.system_prompts import SYSTEM_PROMPTS, get_system_prompt
 
     try:
         return get_system_prompt(name)
@@ -108,8 +108,8 @@ def run_prompt(
     wandb_run=None,
 ) -> dict[str, Any]:
     """Generate + score one prompt; returns the result row and logs it to ``wandb_run`` if given."""
-    from therapy_align.empathy_scoring import ensure_evaluator, score_generations
-    from therapy_align.generation import read_inputs, run_generation
+    from therapy_align.evaluation.empathy_scoring import ensure_evaluator, score_generations
+    from therapy_align.evaluation.generation import read_inputs, run_generation
 
     if config.prompt is None:
         raise SweepError("no --prompt given")
@@ -250,9 +250,9 @@ def run_local_sweep(
     from rich.console import Console
     from rich.table import Table
 
-    from therapy_align.empathy_scoring import ensure_evaluator
-    from therapy_align.models import classify_reference
-    from therapy_align.report import bar_chart, sort_by_final, to_csv, to_markdown, write_text
+    from therapy_align.evaluation.empathy_scoring import ensure_evaluator
+    from therapy_align.training.models import classify_reference
+    from therapy_align.evaluation.report import bar_chart, sort_by_final, to_csv, to_markdown, write_text
 
     console = console or Console()
     spec = load_sweep_yaml(path)
@@ -274,7 +274,7 @@ def run_local_sweep(
     first = configs[0]
     loaded: dict[str, Any] = {}
     if not all(_complete(config) for config in configs):  # a model that cannot load fails before training anything
-        from therapy_align.models import load_model_for_inference
+        from therapy_align.training.models import load_model_for_inference
 
         loaded[first.model] = load_model_for_inference(first.model)
     evaluator_choice = ensure_evaluator(first.empeval, root / "empeval-quick", allow_quick=first.quick_empeval)
@@ -288,7 +288,7 @@ def run_local_sweep(
     for config in configs:
         model_and_tokenizer = loaded.get(config.model)
         if model_and_tokenizer is None and not _complete(config):
-            from therapy_align.models import load_model_for_inference
+            from therapy_align.training.models import load_model_for_inference
 
             model_and_tokenizer = loaded[config.model] = load_model_for_inference(config.model)
         run = init_wandb(config, group=group)
@@ -332,7 +332,7 @@ def run_local_sweep(
 
 def _complete(config: PromptRunConfig) -> bool:
     """Whether this prompt run's generations are all there already (no model needed)."""
-    from therapy_align.generation import read_inputs, read_outputs, repair_tail
+    from therapy_align.evaluation.generation import read_inputs, read_outputs, repair_tail
 
     path = sweep_dir(config) / (config.prompt or "") / "generations.jsonl"
     if not path.is_file():

@@ -105,7 +105,7 @@ def resolve_models(cfg, recipe, console) -> dict[str, str]:
     import subprocess
     from pathlib import Path
 
-    from therapy_align.models import classify_reference, is_run_dir
+    from therapy_align.training.models import classify_reference, is_run_dir
 
     refs: dict[str, str] = {}
     for key in cfg.models:
@@ -144,8 +144,8 @@ def run_grid(cfg, *, recipe, console) -> dict:
     import time
     from pathlib import Path
 
-    from therapy_align.empathy_scoring import ensure_evaluator, read_scores, score_generations
-    from therapy_align.generation import (
+    from therapy_align.evaluation.empathy_scoring import ensure_evaluator, read_scores, score_generations
+    from therapy_align.evaluation.generation import (
         GenerationSettings,
         InputFileError,
         done_ids,
@@ -153,7 +153,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
         read_outputs,
         run_generation,
     )
-    from therapy_align.sweep import check_prompt
+    from therapy_align.evaluation.sweep import check_prompt
 
     started = time.perf_counter()
     out = Path(cfg.out)
@@ -181,7 +181,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
         import torch
 
         torch.set_num_threads(cfg.generation.threads)
-    from therapy_align.models import load_model_for_inference
+    from therapy_align.training.models import load_model_for_inference
 
     for key in cfg.models:
         loaded = None
@@ -230,7 +230,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
         })
         console.print(f"{cell.slug}: E={score.empathy:.0f} I={score.interpretation:.0f} "
                       f"X={score.exploration:.0f} final={score.final:.1f} (n={score.n})")
-        from therapy_align.report import pick_examples
+        from therapy_align.evaluation.report import pick_examples
 
         sections.append((cell.label, pick_examples(records, read_scores(cell_dir / "scores.jsonl"), cfg.examples_per_cell, example_ids)))
     timings["scoring"] = time.perf_counter() - stage
@@ -294,7 +294,7 @@ def write_report(report_dir, results: dict, sections, preset: str = "") -> None:
     """table.md, table.csv, table1.png and examples.md for a finished grid."""
     from pathlib import Path
 
-    from therapy_align.report import bar_chart, examples_markdown, to_csv, to_markdown, write_text
+    from therapy_align.evaluation.report import bar_chart, examples_markdown, to_csv, to_markdown, write_text
 
     report_dir = Path(report_dir)
     rows = [dict(row, model=MODEL_LABELS.get(row["model"], row["model"]),

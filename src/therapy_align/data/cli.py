@@ -33,8 +33,8 @@ def build(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory")] = False,
 ) -> None:
     """Build the Llama-2 chat SFT dataset with assistant-only labels."""
-    from therapy_align.chat_format import load_tokenizer
-    from therapy_align.dataset_build import BuildConfig, build_dataset, save_dataset
+    from therapy_align.data.chat_format import load_tokenizer
+    from therapy_align.data.dataset_build import BuildConfig, build_dataset, save_dataset
 
     with input_errors_exit():
         config = BuildConfig(
@@ -58,8 +58,8 @@ def build(
 def input_errors_exit():
     """Bad input (a missing file, a malformed row, an unknown name) ends the command with its
     message and exit code 2, not a traceback."""
-    from therapy_align.data_paths import DataNotFoundError
-    from therapy_align.transcripts import TranscriptFormatError
+    from therapy_align.paths import DataNotFoundError
+    from therapy_align.data.transcripts import TranscriptFormatError
 
     try:
         yield
@@ -88,7 +88,7 @@ def show(
     """Print one chunk with the supervised (therapist) tokens highlighted."""
     from datasets import load_from_disk
 
-    from therapy_align.chat_format import load_tokenizer, show_supervised
+    from therapy_align.data.chat_format import load_tokenizer, show_supervised
 
     dataset = load_from_disk(str(path))[split]
     if not 0 <= index < len(dataset):

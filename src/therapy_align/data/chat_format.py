@@ -12,15 +12,15 @@ from importlib import resources
 
 from transformers import PreTrainedTokenizerBase
 
-from therapy_align.data_paths import resolve_tokenizer
-from therapy_align.masking import labels_from_mask, token_mask_from_char_spans
+from therapy_align.paths import resolve_tokenizer
+from therapy_align.data.masking import labels_from_mask, token_mask_from_char_spans
 
 Message = dict[str, str]
 
 
 @lru_cache(maxsize=1)
 def chat_template() -> str:
-    return resources.files("therapy_align").joinpath("templates/llama2_chat.jinja").read_text()
+    return resources.files("therapy_align.data").joinpath("templates/llama2_chat.jinja").read_text()
 
 
 def load_tokenizer(path: str | None = None) -> PreTrainedTokenizerBase:

@@ -38,8 +38,8 @@ def generate(
     """Generate one response per input with MODEL under the system prompt PROMPT (paper §2.2.2)."""
     from rich.console import Console
 
-    from therapy_align.generation import GenerationSettings, InputFileError, read_inputs
-    from therapy_align.system_prompts import get_system_prompt
+    from therapy_align.evaluation.generation import GenerationSettings, InputFileError, read_inputs
+    from therapy_align.data.system_prompts import get_system_prompt
 
     console = Console(stderr=True)
     try:
@@ -59,13 +59,13 @@ def generate(
         console.print(f"[yellow]skipped {len(report.skipped)} bad input line(s)[/]: "
                       + ", ".join(f"line {n} ({why})" for n, why in report.skipped[:5])
                       + (" ..." if len(report.skipped) > 5 else ""))
-    from therapy_align.models import ModelReferenceError, classify_reference
+    from therapy_align.training.models import ModelReferenceError, classify_reference
 
     try:
         classify_reference(model)  # fails before any weights load
     except ModelReferenceError as err:
         _fail(str(err))
-    from therapy_align.generation import run_generation
+    from therapy_align.evaluation.generation import run_generation
 
     if threads:
         import torch
@@ -112,11 +112,11 @@ def sweep(
 
     console = Console()
     if list_prompts:
-        from therapy_align.sweep import prompt_listing
+        from therapy_align.evaluation.sweep import prompt_listing
 
         console.print(prompt_listing())
         return
-    from therapy_align.sweep import SweepError, run_local_sweep
+    from therapy_align.evaluation.sweep import SweepError, run_local_sweep
 
     overrides = {
         key: value

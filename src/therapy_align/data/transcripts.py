@@ -1,6 +1,6 @@
 """Reading counselling transcripts: AnnoMI's CSV and a plain-text format for users' own sessions.
 
-Both give :class:`Transcript` objects, the input of :mod:`therapy_align.cleaning`. Bad input fails
+Both give :class:`Transcript` objects, the input of :mod:`therapy_align.data.cleaning`. Bad input fails
 with the file, the row or line, and the field at fault; with ``lenient=True`` bad utterances are
 skipped and counted instead.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from therapy_align.data_paths import DataNotFoundError, data_file
+from therapy_align.paths import DataNotFoundError, data_file
 
 THERAPIST, CLIENT = "therapist", "client"
 SPEAKERS = (THERAPIST, CLIENT)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from therapy_align.chat_format import Message, load_tokenizer, render_text
-from therapy_align.chunking import plan_chunks
-from therapy_align.cleaning import OPENER_POLICIES, CleaningConfig, Exchange, clean_turns, to_exchanges
-from therapy_align.masking import IGNORE_INDEX, labels_from_mask, token_mask_from_char_spans
-from therapy_align.splits import SPLITS, TRAIN_FRACTION, split_transcript_ids
-from therapy_align.system_prompts import get_system_prompt
-from therapy_align.transcripts import Transcript, load_annomi, load_counselchat, load_plain_transcript
+from therapy_align.data.chat_format import Message, load_tokenizer, render_text
+from therapy_align.data.chunking import plan_chunks
+from therapy_align.data.cleaning import OPENER_POLICIES, CleaningConfig, Exchange, clean_turns, to_exchanges
+from therapy_align.data.masking import IGNORE_INDEX, labels_from_mask, token_mask_from_char_spans
+from therapy_align.data.splits import SPLITS, TRAIN_FRACTION, split_transcript_ids
+from therapy_align.data.system_prompts import get_system_prompt
+from therapy_align.data.transcripts import Transcript, load_annomi, load_counselchat, load_plain_transcript
 
 HIGH_QUALITY = "high"  # paper §1: "We used only the good conversations to train our model"
 

@@ -4,7 +4,7 @@ Three kinds of reference, all accepted by :func:`load_model_for_inference`:
 
 * a **named base** -- ``"base"`` (the paper's untrained model, ``meta-llama/Llama-2-7b-chat-hf``,
   paper §2.2.1 "Pretrained (as found in huggingface)") or ``"tiny-base"`` (the random-init tiny
-  Llama-2 of :mod:`therapy_align.tiny_model`, materialised at ``artifacts/tiny-llama-2``);
+  Llama-2 of :mod:`therapy_align.training.tiny_model`, materialised at ``artifacts/tiny-llama-2``);
 * a **full model**: a hub id or a local directory holding a transformers ``config.json`` with a
   ``model_type`` key;
 * an **SFT run directory** ``runs/<name>`` written by ``recipes/sft_paper.py``.
@@ -13,7 +13,7 @@ Run directory layout and the ``runs/<name>/config.json`` schema (what this modul
 
     runs/<name>/
       config.json      # the recipe's resolved config (dataclasses.asdict), plus:
-                       #   "schema": "therapy_align.sft_run/1"
+                       #   "schema": "therapy_align.training.sft_run/1"
                        #   "base_model": str          <- base model hub id or path (REQUIRED here)
                        #   "base_model_ref": str      <- how the recipe named it ("tiny-base", a path..)
                        #   "quantization": null | "4bit" | "8bit"   (how the base was loaded for training)
@@ -44,8 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 PAPER_BASE_MODEL = "meta-llama/Llama-2-7b-chat-hf"  # paper §3/§4: Llama-2 7B, chat-pretrained
-TINY_BASE_DIR = "artifacts/tiny-llama-2"  # therapy_align.tiny_model.DEFAULT_TINY_DIR
-RUN_SCHEMA = "therapy_align.sft_run/1"
+TINY_BASE_DIR = "artifacts/tiny-llama-2"  # therapy_align.training.tiny_model.DEFAULT_TINY_DIR
+RUN_SCHEMA = "therapy_align.training.sft_run/1"
 
 # Named base models for evaluation: name -> hub id / path. "tiny-base" is materialised on demand.
 NAMED_BASES: dict[str, str] = {"base": PAPER_BASE_MODEL, "tiny-base": TINY_BASE_DIR}
@@ -122,7 +122,7 @@ def resolve_base(name_or_path: str) -> str:
 
     ``tiny-base`` (or the tiny directory itself) is materialised when missing."""
     if name_or_path == "tiny-base" or Path(name_or_path) == Path(TINY_BASE_DIR):
-        from therapy_align.tiny_model import materialize_tiny_model
+        from therapy_align.training.tiny_model import materialize_tiny_model
 
         target = TINY_BASE_DIR if name_or_path == "tiny-base" else name_or_path
         return str(materialize_tiny_model(target))
@@ -241,7 +241,7 @@ def classify_reference(ref: str) -> tuple[str, str]:
 def load_tokenizer_for(source: str | None) -> PreTrainedTokenizerBase:
     """The project tokenizer (chat template, pad=<unk>) from ``source`` if it holds one, else the
     shared Llama-2 tokenizer (../shared, $THERAPY_ALIGN_TOKENIZER or the hub)."""
-    from therapy_align.chat_format import load_tokenizer
+    from therapy_align.data.chat_format import load_tokenizer
 
     if source is not None:
         src = Path(source)

@@ -201,7 +201,7 @@ def append_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -
 
 def prompt_ids(tokenizer, system_prompt: str | None, text: str) -> list[int]:
     """Token ids of the §4 single-turn chat prompt; generation continues after ``[/INST]``."""
-    from therapy_align.chat_format import prompt_messages
+    from therapy_align.data.chat_format import prompt_messages
 
     encoded = tokenizer.apply_chat_template(prompt_messages(system_prompt, text), tokenize=True)
     ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
@@ -425,7 +425,7 @@ def run_generation(
     if all(record.id in done for record in inputs):
         return GenerationSummary(out, len(inputs), len(inputs), 0, 0, 0.0, torn)
     if model_and_tokenizer is None:
-        from therapy_align.models import load_model_for_inference
+        from therapy_align.training.models import load_model_for_inference
 
         model_and_tokenizer = load_model_for_inference(model_ref)
     model, tokenizer = model_and_tokenizer

@@ -1,0 +1,6 @@
+"""Data: AnnoMI and user transcripts -> cleaned exchanges -> Llama-2 chat chunks with assistant-only labels.
+
+Owns reading (`transcripts`), cleaning, the chat template and system prompts (`chat_format`,
+`system_prompts`), chunking, masking, splits and the dataset build. Imports nothing from
+`training`, `evaluation` or later stages; may import the top-level `paths`, `files`, `overrides`.
+"""
