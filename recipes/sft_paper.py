@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization
-from therapy_align.overrides import apply_overrides, pop_option
+from therapy_align.errors import UserError, exit_on_user_error
+from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization, classify_reference
+from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
+from therapy_align.paths import check_tokenizer_ref
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,13 @@ class Lora:
     dropout: float = 0.05  # §4 lora_dropout = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")  # paper silent: PEFT's default for Llama
     modules_to_save: tuple[str, ...] = ()  # paper silent: none (fully trained modules, by name suffix)
+
+    def __post_init__(self) -> None:  # ranges checked before anything loads
+        check_range(self, "r", ge=1)
+        check_range(self, "alpha", gt=0)
+        check_range(self, "dropout", ge=0, lt=1)
+        if not self.target_modules:
+            raise ConfigError("is empty", field="target_modules", fix="name at least one module (e.g. q_proj,v_proj)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +82,17 @@ class Train:
     heldout_eval: bool = True  # held-out loss at step 0 and at the end
     wandb: bool = True
 
+    def __post_init__(self) -> None:  # ranges checked before anything loads
+        check_range(self, "max_steps", ge=1, fix="-1 (train by epochs) is not supported here: give a step count")
+        for name in ("gradient_accumulation_steps", "per_device_train_batch_size", "max_length", "logging_steps",
+                     "save_steps"):
+            check_range(self, name, ge=1)
+        check_range(self, "learning_rate", gt=0)
+        for name in ("warmup_steps", "weight_decay"):
+            check_range(self, name, ge=0)
+        check_range(self, "max_grad_norm", gt=0)
+        check_range(self, "save_total_limit", ge=1, allow_none=True)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Recipe:
@@ -84,6 +104,12 @@ class Recipe:
     lora: Lora = field(default_factory=Lora)
     data: Data = field(default_factory=Data)
     train: Train = field(default_factory=Train)
+
+    def __post_init__(self) -> None:  # ranges checked before anything loads
+        check_range(self.data, "max_train_rows", ge=1, allow_none=True)
+        check_range(self.data, "max_heldout_rows", ge=1, allow_none=True)
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"{self.name!r} is not a run name", field="name", fix="give a plain directory name")
 
 
 PAPER = Recipe()
@@ -117,11 +143,15 @@ def main(argv: list[str] | None = None) -> Path:
     resume, argv = pop_option(argv, "resume", default=False, flag=True)
     cfg = apply_overrides(variant(PRESETS[preset], split), argv)
     check_quantization(cfg.model.quantization)  # 4-bit without CUDA: fail before any heavy work
+    if cfg.model.name_or_path not in ("tiny-base", TINY_BASE_DIR):  # the tiny base is made on demand
+        classify_reference(cfg.model.name_or_path)  # a missing or non-model path fails here, not after the data
+    if cfg.model.tokenizer is not None:
+        check_tokenizer_ref(cfg.model.tokenizer, field="--model.tokenizer")
     from therapy_align.training import sft_run
 
     run_dir = Path(cfg.runs_dir) / cfg.name
     if not resume and sft_run.newest_checkpoint(run_dir) is not None:
-        raise SystemExit(f"{run_dir} already has checkpoints: pass --resume, or pick another --name")
+        raise UserError("already has checkpoints", file=run_dir, fix="pass --resume, or pick another --name")
     sft_run.configure_wandb(run_dir, project=cfg.wandb_project, name=cfg.name)
     trainer, tokenizer = make_trainer(cfg, run_dir)
     return sft_run.train_and_save(trainer, cfg, run_dir, tokenizer, resume=resume, heldout=cfg.train.heldout_eval)
@@ -182,4 +212,4 @@ def _cpu_only() -> bool:  # no CUDA, or ACCELERATE_USE_CPU=true (multi-process C
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)()

@@ -1,20 +1,38 @@
 """The `therapy-align` console script: one typer app, a sub-app or command group per capability.
 
 Sub-modules import torch, transformers and friends inside their commands, so `--help` stays fast.
+:func:`main` is the console script's entry point: a :class:`~therapy_align.errors.UserError` from
+any command ends it with exit status 2 and one line on stderr (a traceback only with ``--debug``
+or ``THERAPY_ALIGN_DEBUG=1``); typer's own usage errors exit 2 as well.
 """
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from empeval.cli import app as empeval_app
-from therapy_align.evaluation import cli as evaluation_cli
 from therapy_align.data.cli import app as data_app
+from therapy_align.errors import UserError, report_and_exit, strip_debug_flag
+from therapy_align.evaluation import cli as evaluation_cli
+from therapy_align.rl.cli import app as reward_app
 
 app = typer.Typer(no_args_is_help=True, help="therapy_align: counselling-chatbot alignment research.")
 app.add_typer(data_app, name="data", help="Build and inspect the AnnoMI -> Llama-2 chat SFT data.")
 app.add_typer(empeval_app, name="empeval", help="EMP-EVAL: train and run the empathy-mechanism evaluator.")
 evaluation_cli.register(app)
+app.add_typer(reward_app, name="reward", help="The guarded RL reward: every term and the total.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the app on ``argv`` (default: the command line); ``--debug`` anywhere keeps tracebacks."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=strip_debug_flag(argv), prog_name="therapy-align")
+    except UserError as error:
+        report_and_exit(error)
+
 
 if __name__ == "__main__":
-    app()
+    main()

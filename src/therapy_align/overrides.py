@@ -9,14 +9,18 @@ the field's annotation: ``bool`` (true/false/1/0/yes/no/on/off), ``int``, ``floa
 ``tuple[X, ...]`` (``a,b``, ``[a, b]``, ``(a, b)`` or JSON; empty: ``[]`` or ``""``),
 ``X | None`` (``none``/``null``), ``Literal[...]`` (one of the literal values), nested dataclasses
 (only through their leaves). An unknown key or a value of the wrong type raises
-:class:`OverrideError`, whose message lists the valid keys with their types. The input config is
-never mutated: the result is built with :func:`dataclasses.replace`.
+:class:`OverrideError`, a one-line message naming the key, what it expects and the closest valid
+keys (:func:`describe_keys` lists them all, for ``--help``). The input config is never mutated:
+the result is built with :func:`dataclasses.replace`, so each config's ``__post_init__`` checks
+(written with :func:`check_range` / :func:`check_choice`) run on every override, before anything
+loads; their :class:`ConfigError` names the full dotted key.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -28,8 +32,41 @@ _FALSE = {"false", "0", "no", "n", "off", "f"}
 _NONE = {"none", "null", "~"}
 
 
-class OverrideError(ValueError):
+from therapy_align.errors import UserError
+
+
+class OverrideError(UserError, ValueError):
     """A bad override: unknown key, wrong type, or malformed argument."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value out of range or not among the known choices (raised by ``__post_init__``)."""
+
+
+def check_range(config: Any, name: str, *, gt: float | None = None, ge: float | None = None,
+                lt: float | None = None, le: float | None = None, allow_none: bool = False,
+                fix: str | None = None) -> None:
+    """Raise :class:`ConfigError` (field ``name``) unless ``gt < value``, ``ge <= value``, ``value < lt``,
+    ``value <= le`` hold (the bounds given). For ``__post_init__`` of frozen configs."""
+    value = getattr(config, name)
+    if value is None and allow_none:
+        return
+    bounds = [(gt, lambda v, b: v > b, ">"), (ge, lambda v, b: v >= b, ">="), (lt, lambda v, b: v < b, "<"),
+              (le, lambda v, b: v <= b, "<=")]
+    wanted = " and ".join(f"{sign} {bound:g}" for bound, _, sign in bounds if bound is not None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"must be a number {wanted}, got {value!r}", field=name, fix=fix)
+    for bound, holds, _ in bounds:
+        if bound is not None and not holds(value, bound):
+            raise ConfigError(f"must be {wanted}" + (" or None" if allow_none else "") + f", got {value!r}",
+                              field=name, fix=fix)
+
+
+def check_choice(config: Any, name: str, choices: Sequence[Any], *, fix: str | None = None) -> None:
+    """Raise :class:`ConfigError` (field ``name``) unless the value is one of ``choices``."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(f"{value!r} is not one of {', '.join(map(str, choices))}", field=name, fix=fix)
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -70,7 +107,28 @@ def type_name(tp: Any) -> str:
 
 
 def describe_keys(config: Any) -> str:
+    """Every overridable key with its type, one per line (for ``--help``)."""
     return "\n".join(f"  --{key}  ({type_name(tp)})" for key, tp in sorted(leaf_types(config).items()))
+
+
+def suggest_keys(key: str, config: Any) -> str:
+    """One line pointing at the valid keys nearest ``key``: in its section, a key it abbreviates
+    (``lr`` -> ``learning_rate``) or a close spelling; else the keys of its section; else the sections."""
+    known = sorted(leaf_types(config))
+    section, _, leaf = key.rpartition(".")
+    siblings = [k for k in known if k.rpartition(".")[0] == section]
+    leaves = {k.rpartition(".")[2]: k for k in siblings}
+    close = [k for name, k in leaves.items()
+             if name.startswith(leaf) or "".join(part[:1] for part in name.split("_")) == leaf]
+    close += [leaves[name] for name in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.6)
+              if leaves[name] not in close]
+    close += [k for k in difflib.get_close_matches(key, known, n=3, cutoff=0.75) if k not in close]
+    if close:
+        return "did you mean " + " or ".join(f"--{k}" for k in close[:3]) + "?"
+    if section and siblings:
+        return f"keys of {section}: " + ", ".join(f"--{k}" for k in siblings)
+    tops = sorted({k.split(".", 1)[0] + ("." if "." in k else "") for k in known})
+    return "valid keys start with " + ", ".join(f"--{t}" for t in tops)
 
 
 def parse_value(text: str, tp: Any) -> Any:
@@ -171,7 +229,8 @@ def parse_argv(
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or arg == "--":
-            raise OverrideError(f"expected --key=value or --key value, got {arg!r}")
+            hint = f"did you mean --{arg.lstrip('-')}?" if "=" in arg or "." in arg else "write --key=value"
+            raise OverrideError(f"expected --key=value or --key value, got {arg!r}", field="argument", fix=hint)
         body = arg[2:]
         if "=" in body:
             key, value = body.split("=", 1)
@@ -184,7 +243,7 @@ def parse_argv(
                 value = "true"
                 i += 1
             elif nxt is None:
-                raise OverrideError(f"--{key} needs a value (--{key}=VALUE or --{key} VALUE)")
+                raise OverrideError("needs a value", field=f"--{key}", fix=f"write --{key}=VALUE or --{key} VALUE")
             else:
                 value = nxt
                 i += 2
@@ -196,7 +255,7 @@ def parse_argv(
 
 def _check_known(key: str, known: dict[str, Any] | None, config: Any) -> None:
     if known is not None and key not in known:
-        raise OverrideError(f"unknown config key --{key}. Valid keys:\n{describe_keys(config)}")
+        raise OverrideError(f"unknown config key --{key}", field=f"--{key}", fix=suggest_keys(key, config))
 
 
 def set_path(config: Any, dotted: str, value: Any) -> Any:
@@ -217,10 +276,13 @@ def apply_overrides(config: Any, argv: Sequence[str]) -> Any:
         try:
             value = parse_value(text, keys[key])
         except ValueError as err:
-            raise OverrideError(
-                f"bad value for --{key} (expects {type_name(keys[key])}): {err}. Valid keys:\n{describe_keys(config)}"
-            ) from None
-        config = set_path(config, key, value)
+            raise OverrideError(f"bad value for --{key} (expects {type_name(keys[key])}): {err}",
+                                field=f"--{key}") from None
+        try:
+            config = set_path(config, key, value)
+        except ConfigError as err:  # a __post_init__ check: name the full dotted key
+            field = f"--{err.field}" if err.field and "." in err.field else f"--{key}"
+            raise ConfigError(err.what, field=field, fix=err.fix) from None
     return config
 
 
@@ -246,19 +308,19 @@ def pop_option(
                     value, i = True, i + 1
                 continue
             if i + 1 >= len(argv):
-                raise OverrideError(f"--{name} needs a value")
+                raise OverrideError("needs a value", field=f"--{name}", fix=f"write --{name}=VALUE")
             value, i = argv[i + 1], i + 2
         elif arg.startswith(f"--{name}="):
             text = arg.split("=", 1)[1]
             try:
                 value = parse_value(text, bool) if flag else text
             except ValueError as err:
-                raise OverrideError(f"--{name}: {err}") from None
+                raise OverrideError(str(err), field=f"--{name}") from None
             i += 1
         else:
             rest.append(arg)
             i += 1
             continue
     if choices is not None and not flag and value not in choices:
-        raise OverrideError(f"--{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        raise OverrideError(f"must be one of {', '.join(map(str, choices))}, got {value!r}", field=f"--{name}")
     return value, rest

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from therapy_align.errors import UserError
+
 DATA_ENV = "THERAPY_ALIGN_DATA"
 TOKENIZER_ENV = "THERAPY_ALIGN_TOKENIZER"
 CACHE_ENV = "THERAPY_ALIGN_CACHE"
@@ -30,8 +32,8 @@ UPSTREAM = {
 }
 
 
-class DataNotFoundError(FileNotFoundError):
-    """A data file is neither local nor downloadable; the message says how to get it."""
+class DataNotFoundError(UserError, FileNotFoundError):
+    """A data file (or the tokenizer) is neither local nor downloadable; the message says how to get it."""
 
 
 def _shared_candidates() -> list[Path]:
@@ -43,12 +45,14 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if data_dir is not None:
         path = Path(data_dir)
         if not path.is_dir():
-            raise DataNotFoundError(f"data directory {path} does not exist")
+            raise DataNotFoundError("data directory does not exist", file=path, field="--data-dir",
+                                    fix="pass the directory holding annomi/, epitome/, ...")
         return path
     if os.environ.get(DATA_ENV):
         path = Path(os.environ[DATA_ENV])
         if not path.is_dir():
-            raise DataNotFoundError(f"${DATA_ENV}={path} is not a directory")
+            raise DataNotFoundError("is not a directory", file=path, field=f"${DATA_ENV}",
+                                    fix=f"unset ${DATA_ENV} or point it at the data directory")
         return path
     for shared in _shared_candidates():
         if (shared / "data").is_dir():
@@ -68,8 +72,8 @@ def data_file(relative: str, data_dir: str | os.PathLike | None = None) -> Path:
     url = UPSTREAM.get(relative)
     if url is None or data_dir is not None:
         raise DataNotFoundError(
-            f"{path} not found. Put the file there, pass --data-dir, or set ${DATA_ENV} "
-            f"to a directory holding {relative}."
+            "not found", file=path,
+            fix=f"put the file there, pass --data-dir, or set ${DATA_ENV} to a directory holding {relative}",
         )
     target = cache_dir() / relative
     if target.is_file():
@@ -81,19 +85,44 @@ def data_file(relative: str, data_dir: str | os.PathLike | None = None) -> Path:
     except (urllib.error.URLError, OSError) as err:
         tmp.unlink(missing_ok=True)
         raise DataNotFoundError(
-            f"{relative} is not in {path.parent} and downloading {url} failed ({err}). "
-            f"Offline: copy the file to {path} or set ${DATA_ENV} to a directory holding it."
+            f"not found, and downloading {url} failed ({err})", file=path,
+            fix=f"Offline: copy the file to {path} or set ${DATA_ENV} to a directory holding it",
         ) from err
     tmp.replace(target)
     return target
 
 
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json")
+
+
+def looks_local(ref: str) -> bool:
+    """A reference meant as a local path (not a hub id ``owner/name``)."""
+    return ref.startswith((".", "/", "~")) or ref.count("/") > 1 or Path(ref).expanduser().exists()
+
+
+def check_tokenizer_ref(ref: str, *, field: str = "--tokenizer") -> str:
+    """``ref`` unchanged when it is a hub id or a directory holding tokenizer files; else an error
+    naming what is missing (before anything loads)."""
+    if not looks_local(ref):
+        return ref
+    path = Path(ref).expanduser()
+    if not path.exists():
+        raise DataNotFoundError("no such tokenizer directory", file=ref, field=field,
+                                fix="give a directory holding tokenizer.model or tokenizer.json, or a hub id")
+    if not path.is_dir() or not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise DataNotFoundError(f"not a tokenizer directory (no {' or '.join(TOKENIZER_FILES)})", file=ref,
+                                field=field, fix="give the directory of a saved tokenizer, or a hub id")
+    return ref
+
+
 def resolve_tokenizer(tokenizer: str | os.PathLike | None = None) -> str:
-    """Tokenizer path or hub id: argument, else $THERAPY_ALIGN_TOKENIZER, else ../shared/tokenizers/llama-2."""
+    """Tokenizer path or hub id: argument, else $THERAPY_ALIGN_TOKENIZER, else ../shared/tokenizers/llama-2.
+
+    A local path that does not exist, or holds no tokenizer files, raises :class:`DataNotFoundError`."""
     if tokenizer is not None:
-        return str(tokenizer)
+        return check_tokenizer_ref(str(tokenizer))
     if os.environ.get(TOKENIZER_ENV):
-        return os.environ[TOKENIZER_ENV]
+        return check_tokenizer_ref(os.environ[TOKENIZER_ENV], field=f"${TOKENIZER_ENV}")
     for shared in _shared_candidates():
         if (shared / "tokenizers" / "llama-2" / "tokenizer.model").is_file():
             return str(shared / "tokenizers" / "llama-2")

@@ -22,7 +22,7 @@ def test_argument_beats_environment(tmp_path, monkeypatch):
 
 
 def test_missing_file_in_explicit_dir_says_how_to_get_it(tmp_path):
-    with pytest.raises(DataNotFoundError, match=r"AnnoMI-full.csv not found.*--data-dir.*THERAPY_ALIGN_DATA"):
+    with pytest.raises(DataNotFoundError, match=r"AnnoMI-full.csv: not found.*--data-dir.*THERAPY_ALIGN_DATA"):
         data_file("annomi/AnnoMI-full.csv", tmp_path)
 
 
@@ -32,7 +32,7 @@ def test_offline_download_fails_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(empty))
     monkeypatch.setenv("THERAPY_ALIGN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("urllib.request.urlretrieve", _offline)
-    with pytest.raises(DataNotFoundError, match=r"downloading https://.*failed.*Offline: copy the file"):
+    with pytest.raises(DataNotFoundError, match=r"AnnoMI-simple.csv: not found, and downloading https://.*failed.*Offline: copy the file"):
         data_file("annomi/AnnoMI-simple.csv")
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()], "no partial download left behind"
 

@@ -30,13 +30,13 @@ def test_missing_columns_are_named(tmp_path):
 
 def test_unknown_interlocutor_names_transcript_utterance_and_row(tmp_path):
     path = write(tmp_path, HEADER + "0,high,x,0,therapist,Hello there friend\n0,high,x,1,doctor,Hi\n")
-    with pytest.raises(TranscriptFormatError, match=r"row 3 \(transcript_id=0, utterance_id=1\).*interlocutor.*'doctor'"):
+    with pytest.raises(TranscriptFormatError, match=r"annomi.csv:3: interlocutor: unknown value 'doctor' \(transcript_id=0, utterance_id=1\)"):
         load_annomi(path=path)
 
 
 def test_empty_text_errors_or_is_skipped_when_lenient(tmp_path):
     path = write(tmp_path, HEADER + '0,high,x,0,therapist,Hello there friend\n0,high,x,1,client,""\n0,high,x,2,client,Hi\n')
-    with pytest.raises(TranscriptFormatError, match=r"utterance_id=1.*utterance_text: empty"):
+    with pytest.raises(TranscriptFormatError, match=r"annomi.csv:3: utterance_text: empty \(transcript_id=0, utterance_id=1\)"):
         load_annomi(path=path)
     transcripts, report = load_annomi(path=path, lenient=True)
     assert len(transcripts[0].turns) == 2
@@ -66,7 +66,7 @@ def test_plain_transcript_labels_continuations_and_metadata():
 
 
 def test_plain_transcript_without_labels_names_the_line():
-    with pytest.raises(TranscriptFormatError, match="line 2: expected a speaker label"):
+    with pytest.raises(TranscriptFormatError, match="s.txt:2: speaker: .*'Doctor:' looks like a speaker label"):
         parse_plain_transcript("\nDoctor: hello\n", name="s.txt")
 
 

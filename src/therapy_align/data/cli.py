@@ -1,10 +1,14 @@
-"""`therapy-align data build|show`: the SFT data of paper §2.2.1 and §4, and a look at it."""
+"""`therapy-align data build|show`: the SFT data of paper §2.2.1 and §4, and a look at it.
+
+Bad input ends the command with exit status 2 and one line on stderr (``error: FILE:LINE: field:
+what; fix``) before any work; the output directory appears only when complete.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,11 +17,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from therapy_align.errors import UserError, exit_on_user_error
+
 app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 
 @app.command()
+@exit_on_user_error
 def build(
     split: Annotated[str, typer.Option(help="annomi80 (paper's 80% model) or full_plus (100% + extras)")] = "annomi80",
     out: Annotated[Path, typer.Option(help="Output directory (datasets.save_to_disk + stats.json + split.json)")] = Path("runs/data"),
@@ -33,39 +40,103 @@ def build(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory")] = False,
 ) -> None:
     """Build the Llama-2 chat SFT dataset with assistant-only labels."""
-    from therapy_align.data.chat_format import load_tokenizer
-    from therapy_align.data.dataset_build import BuildConfig, build_dataset, save_dataset
+    from therapy_align.data.dataset_build import BuildConfig, BuildConfigError
+    from therapy_align.data.transcripts import load_plain_transcript
+    from therapy_align.paths import resolve_data_dir, resolve_tokenizer
 
-    with input_errors_exit():
+    # Everything the user gave is checked before any data or tokenizer is loaded.
+    try:
         config = BuildConfig(
             split=split, data_dir=str(data_dir) if data_dir else None, tokenizer=tokenizer, max_tokens=max_tokens,
             system_prompt=system_prompt, extra_transcripts=tuple(str(p) for p in extra or ()),
             include_counselchat=counselchat, opener_policy=opener_policy, seed=seed, lenient=lenient,
         )
-    if out.exists() and not overwrite:
-        raise typer.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
+    except BuildConfigError as error:
+        error.field = _FLAGS.get(error.field, error.field)
+        raise
+    check_system_prompt(system_prompt)
+    tokenizer_source = resolve_tokenizer(tokenizer)
+    if data_dir is not None:
+        resolve_data_dir(data_dir)
+    for path in extra or ():
+        load_plain_transcript(path)  # cheap: a bad session fails before the tokenizer loads
+    check_build_out(out, overwrite=overwrite, inputs=[data_dir, tokenizer_source, *(extra or ())])
+    _run_build(config, out, overwrite=overwrite, tokenizer_source=tokenizer_source)
+
+
+_FLAGS = {"max_tokens": "--max-tokens", "extra_transcripts": "--extra", "include_counselchat": "--counselchat",
+          "split": "--split", "opener_policy": "--opener-policy", "seed": "--seed"}
+
+
+def _run_build(config, out: Path, *, overwrite: bool, tokenizer_source: str) -> None:
     import datasets
+
+    from therapy_align.data.dataset_build import BuildConfigError, build_dataset, save_dataset
 
     datasets.disable_progress_bars()  # the status spinner covers the whole build
     started = time.perf_counter()
-    with input_errors_exit(), console.status("loading tokenizer and data, cleaning, chunking, tokenizing…"):
-        dataset, stats = build_dataset(config, tokenizer=load_tokenizer(tokenizer))
+    with console.status("loading tokenizer and data, cleaning, chunking, tokenizing…"):
+        tok = load_tokenizer_checked(tokenizer_source)
+        try:
+            dataset, stats = build_dataset(config, tokenizer=tok)
+        except BuildConfigError as error:
+            error.field = _FLAGS.get(error.field, error.field)
+            raise
         save_dataset(dataset, stats, out, overwrite=overwrite)
-    console.print(stats_table(stats, title=f"{split} -> {out} ({time.perf_counter() - started:.1f} s)"))
+    console.print(stats_table(stats, title=f"{config.split} -> {out} ({time.perf_counter() - started:.1f} s)"))
 
 
-@contextmanager
-def input_errors_exit():
-    """Bad input (a missing file, a malformed row, an unknown name) ends the command with its
-    message and exit code 2, not a traceback."""
-    from therapy_align.paths import DataNotFoundError
-    from therapy_align.data.transcripts import TranscriptFormatError
+def check_system_prompt(name_or_file: str) -> str:
+    """The system prompt's text, or a one-line error for an unknown name or an unreadable file."""
+    from therapy_align.data.system_prompts import get_system_prompt
 
     try:
-        yield
-    except (DataNotFoundError, TranscriptFormatError, FileExistsError, KeyError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err.args[0] if isinstance(err, KeyError) else err}")
-        raise typer.Exit(2) from err
+        return get_system_prompt(name_or_file)
+    except KeyError as error:
+        raise UserError(str(error.args[0]), field="--system-prompt", fix="give a prompt name or a file") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"not UTF-8 text (byte {error.start})", file=name_or_file, field="--system-prompt",
+                        fix="save the prompt file as UTF-8") from None
+
+
+@lru_cache(maxsize=2)
+def load_tokenizer_checked(source: str | None):
+    """The project tokenizer, or a one-line error naming the source when it cannot be loaded (cached:
+    builds and shows only read it)."""
+    from therapy_align.data.chat_format import load_tokenizer
+
+    try:
+        return load_tokenizer(source)
+    except UserError:
+        raise
+    except (OSError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot load a tokenizer ({first[:200]})", file=source, field="--tokenizer",
+                        fix="give a directory holding tokenizer.model, or a hub id reachable from here") from None
+
+
+def check_build_out(out: Path, *, overwrite: bool, inputs: list) -> Path:
+    """Refuse, before any work, an --out that cannot receive a dataset directory: a file, a path under a
+    file, an existing directory without --overwrite, or (with it) one that is not a previous build or
+    that holds the inputs."""
+    from therapy_align.files import check_output_path
+
+    check_output_path(out, kind="dir")
+    if not out.exists():
+        return out
+    if not overwrite:
+        raise UserError("exists", file=out, field="--out", fix="pass --overwrite to replace it, or choose another --out")
+    resolved = out.resolve()
+    for source in inputs:
+        if source is not None and Path(str(source)).exists():
+            path = Path(str(source)).resolve()
+            if path == resolved or resolved in path.parents:
+                raise UserError(f"holds the input {source}; --overwrite would delete it", file=out, field="--out",
+                                fix="choose another --out")
+    if any(out.iterdir()) and not (out / "stats.json").is_file():
+        raise UserError("is not a directory written by `data build` (no stats.json); refusing to replace it",
+                        file=out, field="--out", fix="choose another --out, or remove the directory yourself")
+    return out
 
 
 def stats_table(stats: dict, title: str) -> Table:
@@ -78,6 +149,7 @@ def stats_table(stats: dict, title: str) -> Table:
 
 
 @app.command()
+@exit_on_user_error
 def show(
     path: Annotated[Path, typer.Argument(help="A directory written by `data build`")],
     split: Annotated[str, typer.Option(help="train or heldout")] = "train",
@@ -88,14 +160,34 @@ def show(
     """Print one chunk with the supervised (therapist) tokens highlighted."""
     from datasets import load_from_disk
 
-    from therapy_align.data.chat_format import load_tokenizer, show_supervised
+    from therapy_align.data.chat_format import show_supervised
+    from therapy_align.paths import resolve_tokenizer
 
-    dataset = load_from_disk(str(path))[split]
+    if not path.is_dir():
+        raise UserError("no such dataset directory" if not path.exists() else "is a file, expected a dataset directory",
+                        file=path, fix="give a directory written by `therapy-align data build`")
+    if not (path / "dataset_dict.json").is_file():
+        raise UserError("is not a dataset written by `data build` (no dataset_dict.json)", file=path,
+                        fix="give a directory written by `therapy-align data build`")
+    tokenizer_source = resolve_tokenizer(tokenizer)
+    try:
+        dataset_dict = load_from_disk(str(path))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot be loaded ({str(err).splitlines()[0][:200]})", file=path,
+                        fix="rebuild it with `therapy-align data build --overwrite`") from None
+    if split not in dataset_dict:
+        raise UserError(f"no split {split!r} in this dataset", file=path, field="--split",
+                        fix=f"choose {' or '.join(dataset_dict)}")
+    dataset = dataset_dict[split]
+    if len(dataset) == 0:
+        raise UserError(f"split {split!r} has no rows", file=path, field="--split",
+                        fix=f"choose another split ({', '.join(k for k in dataset_dict if k != split)})")
     if not 0 <= index < len(dataset):
-        raise typer.BadParameter(f"{split} has {len(dataset)} rows", param_hint="--index")
+        raise UserError(f"{index} is out of range: {split} has {len(dataset)} rows (0..{len(dataset) - 1})",
+                        file=path, field="--index", fix="give an index in range")
     row = dataset[index]
     text = Text()
-    for piece, supervised in show_supervised(row["input_ids"], row["labels"], load_tokenizer(tokenizer)):
+    for piece, supervised in show_supervised(row["input_ids"], row["labels"], load_tokenizer_checked(tokenizer_source)):
         text.append(piece, style="bold green" if supervised else "dim")
     if max_chars and len(text) > max_chars:
         text = text[:max_chars] + Text(" …", style="dim")

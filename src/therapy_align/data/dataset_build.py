@@ -16,15 +16,30 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from therapy_align.errors import UserError
+from therapy_align.overrides import ConfigError
 from therapy_align.data.chat_format import Message, load_tokenizer, render_text
 from therapy_align.data.chunking import plan_chunks
 from therapy_align.data.cleaning import OPENER_POLICIES, CleaningConfig, Exchange, clean_turns, to_exchanges
 from therapy_align.data.masking import IGNORE_INDEX, labels_from_mask, token_mask_from_char_spans
 from therapy_align.data.splits import SPLITS, TRAIN_FRACTION, split_transcript_ids
 from therapy_align.data.system_prompts import get_system_prompt
-from therapy_align.data.transcripts import Transcript, load_annomi, load_counselchat, load_plain_transcript
+from therapy_align.data.transcripts import (
+    ANNOMI_FILES,
+    Transcript,
+    load_annomi,
+    load_counselchat,
+    load_plain_transcript,
+)
 
 HIGH_QUALITY = "high"  # paper §1: "We used only the good conversations to train our model"
+# No real system prompt plus one exchange fits in fewer tokens; the exact floor (system prompt +
+# template) is checked against the tokenizer in build_dataset.
+MIN_MAX_TOKENS = 64
+
+
+class BuildConfigError(ConfigError):
+    """A data-build setting out of range, or an input that yields no data."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +59,32 @@ class BuildConfig:
     lenient: bool = False
 
     def __post_init__(self) -> None:
+        """Every setting is checked here, before anything is read or loaded."""
         if self.split not in SPLITS:
-            raise ValueError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
+            raise BuildConfigError(f"unknown split {self.split!r}", field="split", fix=f"choose {' or '.join(SPLITS)}")
         if self.opener_policy not in OPENER_POLICIES:
-            raise ValueError(f"unknown opener policy {self.opener_policy!r}; choose from {OPENER_POLICIES}")
+            raise BuildConfigError(f"unknown opener policy {self.opener_policy!r}", field="opener_policy",
+                                   fix=f"choose {' or '.join(OPENER_POLICIES)}")
+        if not isinstance(self.max_tokens, int) or self.max_tokens < MIN_MAX_TOKENS:
+            raise BuildConfigError(f"{self.max_tokens} is too small", field="max_tokens",
+                                   fix=f"give at least {MIN_MAX_TOKENS} tokens (Llama-2's context is 4096)")
+        if not 0 < self.train_fraction < 1:
+            raise BuildConfigError(f"{self.train_fraction} is not a fraction", field="train_fraction",
+                                   fix="give a number between 0 and 1 (exclusive)")
+        if self.annomi_variant not in ANNOMI_FILES:
+            raise BuildConfigError(f"unknown AnnoMI variant {self.annomi_variant!r}", field="annomi_variant",
+                                   fix=f"choose {' or '.join(ANNOMI_FILES)}")
+        if self.split != "full_plus" and (self.extra_transcripts or self.include_counselchat):
+            raise BuildConfigError("extra transcripts and CounselChat go into the full_plus split only",
+                                   field="extra_transcripts" if self.extra_transcripts else "include_counselchat",
+                                   fix="use --split full_plus")
+        seen: dict[Path, str] = {}
+        for path in self.extra_transcripts:
+            key = Path(path).expanduser().resolve()
+            if key in seen:
+                raise BuildConfigError(f"given twice ({seen[key]} and {path})", file=path, field="extra_transcripts",
+                                       fix="give each extra transcript once")
+            seen[key] = path
 
 
 def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = None) -> tuple[DatasetDict, dict]:
@@ -59,24 +96,43 @@ def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = N
     """
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer)
     system_prompt = get_system_prompt(config.system_prompt)
+    check_fits_system_prompt(tokenizer, system_prompt, config.max_tokens)
+    extras = [(path, load_plain_transcript(path)) for path in config.extra_transcripts]  # bad files fail first
+    _check_unique_ids(extras)
+    builder = _ChunkBuilder(tokenizer, system_prompt, config, {} if cache is None else cache)
+    for path, transcript in extras:  # cached: built once, reused below
+        if not builder.rows([transcript], Counter()):
+            raise BuildConfigError(f"yields no usable exchange ({builder.why_empty(transcript)})", file=path,
+                                   field="extra_transcripts",
+                                   fix="a session needs at least one client message answered by the therapist")
     annomi, read_report = load_annomi(config.data_dir, variant=config.annomi_variant, lenient=config.lenient)
     high = {t.transcript_id: t for t in annomi if t.quality == HIGH_QUALITY}
+    if not high:
+        qualities = Counter(t.quality for t in annomi)
+        raise BuildConfigError(
+            f"no transcript has mi_quality {HIGH_QUALITY!r} (found {', '.join(f'{q}: {n}' for q, n in qualities.items())})",
+            file=_annomi_path(config), field="mi_quality", fix="the paper trains on high-quality sessions only")
     train_ids, heldout_ids = split_transcript_ids(high, fraction=config.train_fraction, seed=config.seed)
 
     train: list[Transcript] = [high[i] for i in (train_ids if config.split == "annomi80" else sorted(high, key=int))]
     stats: Counter = Counter()
     if config.split == "full_plus":
-        train += [load_plain_transcript(path) for path in config.extra_transcripts]
+        train += [transcript for _, transcript in extras]
         if config.include_counselchat:
             counselchat, skipped = load_counselchat(config.data_dir)
             train += counselchat
             stats.update(skipped)
-    elif config.extra_transcripts or config.include_counselchat:
-        raise ValueError("extra transcripts and CounselChat go into the full_plus split only")
 
-    builder = _ChunkBuilder(tokenizer, system_prompt, config, {} if cache is None else cache)
     splits = {"train": builder.rows(train, stats), "heldout": builder.rows([high[i] for i in heldout_ids], Counter())}
-    dataset = DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()})
+    used = {row["conversation_id"] for rows in splits.values() for row in rows}
+    if not splits["train"]:
+        raise BuildConfigError(f"the build yields no training rows from {len(train)} transcript(s)",
+                               file=_annomi_path(config),
+                               fix="check the input files and --max-tokens (stats of a lenient build name the drops)")
+    features = Dataset.from_list(splits["train"]).features
+    dataset = DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in splits.items()})
+    unused = [t.transcript_id for t in train if _conversation_id(t) not in used]
+    heldout_used = [i for i in heldout_ids if _conversation_id(high[i]) in used]
 
     train_rows = splits["train"]
     summary = {
@@ -85,6 +141,7 @@ def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = N
         "transcripts_high_quality": len(high),
         "transcripts_low_quality": len(annomi) - len(high),
         "transcripts_used": len({row["conversation_id"] for row in train_rows}),
+        "transcripts_without_usable_exchange": unused + [i for i in heldout_ids if i not in heldout_used],
         "conversations_by_source": dict(Counter(row["source"] for row in train_rows if row["chunk_index"] == 0)),
         "chunks": len(train_rows),
         "heldout_transcripts": len(heldout_ids),
@@ -111,8 +168,45 @@ def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = N
         "counselchat_skipped_empty": stats["counselchat_empty"],
         "config": _jsonable(asdict(config)),
     }
-    summary["split_ids"] = {"train": [t.transcript_id for t in train], "heldout": heldout_ids}
+    summary["split_ids"] = {"train": [t.transcript_id for t in train if t.transcript_id not in unused],
+                            "heldout": heldout_used}
     return dataset, summary
+
+
+def _conversation_id(transcript: Transcript) -> str:
+    return f"{transcript.source}-{transcript.transcript_id}"
+
+
+def _annomi_path(config: BuildConfig) -> str:
+    try:
+        from therapy_align.paths import resolve_data_dir
+
+        return str(resolve_data_dir(config.data_dir) / ANNOMI_FILES[config.annomi_variant])
+    except UserError:
+        return ANNOMI_FILES[config.annomi_variant]
+
+
+def _check_unique_ids(extras: list[tuple[str, Transcript]]) -> None:
+    seen: dict[str, str] = {}
+    for path, transcript in extras:
+        if transcript.transcript_id in seen:
+            raise BuildConfigError(f"transcript id {transcript.transcript_id!r} is also the id of {seen[transcript.transcript_id]}",
+                                   file=path, field="# id", fix="give each session its own '# id: ...' line")
+        seen[transcript.transcript_id] = path
+
+
+def check_fits_system_prompt(tokenizer, system_prompt: str, max_tokens: int) -> int:
+    """The tokens of the system prompt and the chat template around one empty exchange; an error
+    (before any data is read) when ``max_tokens`` leaves no room for an exchange."""
+    messages: list[Message] = [{"role": "system", "content": system_prompt}, {"role": "user", "content": "Hi."},
+                               {"role": "assistant", "content": "Hello."}]
+    text, _ = render_text(messages, tokenizer.bos_token, tokenizer.eos_token)
+    floor = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if max_tokens < floor:
+        raise BuildConfigError(
+            f"{max_tokens} is smaller than the system prompt and chat template with a two-word exchange ({floor} tokens)",
+            field="max_tokens", fix=f"give at least {floor} (Llama-2's context is 4096), or a shorter --system-prompt")
+    return floor
 
 
 class _ChunkBuilder:
@@ -139,6 +233,18 @@ class _ChunkBuilder:
             stats.update(counts)
             rows += transcript_rows
         return rows
+
+    def why_empty(self, transcript: Transcript) -> str:
+        """Why ``transcript`` gave no rows, in words (for the error that refuses it)."""
+        turns, removed = clean_turns(list(transcript.turns), self.config.cleaning)
+        speakers = Counter(turn.speaker for turn in turns)
+        dropped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in removed.items()
+                            if reason in ("therapist_backchannel", "empty_after_cleaning"))
+        _, counts = self.cache.get(transcript, ((), Counter()))
+        if counts.get("oversize_dropped"):
+            return f"{counts['oversize_dropped']} exchange(s) too long for max_tokens={self.config.max_tokens}"
+        return (f"{speakers['client']} client and {speakers['therapist']} therapist turn(s) after cleaning"
+                + (f"; dropped {dropped}" if dropped else ""))
 
     def _encode(self, exchanges: list[Exchange], first: bool) -> list[tuple[list[int], list[int]]]:
         """(ids, labels) of each exchange rendered alone, as a chunk opener or not. A chunk's
