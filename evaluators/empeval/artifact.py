@@ -17,6 +17,9 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from therapy_align.errors import UserError
+from therapy_align.files import atomic_write_json
+
 from empeval.config import TrainConfig
 from empeval.mechanisms import LEVELS, MECHANISMS
 
@@ -26,8 +29,14 @@ SPLIT_FILE = "split.json"
 METRICS_FILE = "metrics.json"
 
 
-class ArtifactError(FileNotFoundError):
-    pass
+REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE, "config.json", "tokenizer_config.json")
+TOKENIZER_VOCAB = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+REQUIRED_KEYS = ("mechanisms", "levels", "max_length", "dropout")
+TRAIN_FIX = "train one with `therapy-align empeval train --out {path}`"
+
+
+class ArtifactError(UserError):
+    """A missing or broken EMP-EVAL artifact; the message names the directory or file."""
 
 
 def publish_dir(tmp: Path, out: Path) -> None:
@@ -40,7 +49,10 @@ def publish_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_artifact_dir(out: Path, *, model, tokenizer, config: TrainConfig, class_weights, split, metrics) -> None:
+def write_artifact_dir(
+    out: Path, *, model, tokenizer, config: TrainConfig, class_weights, split, metrics, decision_offsets=None,
+    fit_gate: bool = False,
+) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -50,40 +62,87 @@ def write_artifact_dir(out: Path, *, model, tokenizer, config: TrainConfig, clas
     tokenizer.save_pretrained(tmp)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, tmp / WEIGHTS_FILE)
-    (tmp / CONFIG_FILE).write_text(
-        json.dumps(
-            {
+    atomic_write_json(
+        tmp / CONFIG_FILE,
+        {
                 "mechanisms": list(MECHANISMS),
                 "levels": list(LEVELS),
                 "max_length": config.max_length,
                 "dropout": config.dropout,
                 "class_weights": dict(zip(MECHANISMS, class_weights)),
+                "decision_offsets": dict(zip(MECHANISMS, decision_offsets or [[0.0] * len(LEVELS)] * len(MECHANISMS))),
+                "fit_gate": fit_gate,
                 "train_config": config.to_json(),
-            },
-            indent=2,
-        )
+        },
     )
-    (tmp / SPLIT_FILE).write_text(json.dumps(split))
-    (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    atomic_write_json(tmp / SPLIT_FILE, split, indent=None)
+    atomic_write_json(tmp / METRICS_FILE, metrics)
     publish_dir(tmp, out)
 
 
+def read_settings(path: str | os.PathLike) -> dict:
+    """empeval_config.json of an artifact, after checking that every file is there and that the
+    config has the keys and the mechanisms/levels of this code."""
+    path = Path(path)
+    fix = TRAIN_FIX.format(path=path)
+    if not path.is_dir():
+        raise ArtifactError("no such EMP-EVAL artifact directory", file=path, field="--model", fix=fix)
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if not any((path / f).is_file() for f in TOKENIZER_VOCAB):
+        missing.append("tokenizer vocabulary (" + " / ".join(TOKENIZER_VOCAB[:2]) + ")")
+    if missing:
+        raise ArtifactError(f"not a trained EMP-EVAL artifact (missing {', '.join(missing)})", file=path,
+                            field="--model", fix=fix)
+    try:
+        settings = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"unreadable ({err})", file=path / CONFIG_FILE, fix=fix) from None
+    if not isinstance(settings, dict):
+        raise ArtifactError("expected a JSON object", file=path / CONFIG_FILE, fix=fix)
+    for key in REQUIRED_KEYS:
+        if key not in settings:
+            raise ArtifactError("missing key", file=path / CONFIG_FILE, field=key, fix=fix)
+    if list(settings["mechanisms"]) != list(MECHANISMS) or list(settings["levels"]) != list(LEVELS):
+        raise ArtifactError(f"mechanisms/levels {settings['mechanisms']}/{settings['levels']} differ from this "
+                            f"code's {list(MECHANISMS)}/{list(LEVELS)}", file=path / CONFIG_FILE, fix=fix)
+    offsets = settings.get("decision_offsets") or {}
+    for mechanism, values in offsets.items():
+        if mechanism not in MECHANISMS or len(values) != len(LEVELS):
+            raise ArtifactError(f"bad entry {mechanism!r}: {values!r}", file=path / CONFIG_FILE,
+                                field="decision_offsets", fix=fix)
+    return settings
+
+
 def read_artifact(path: str | os.PathLike):
-    """(EmpathyClassifier in eval mode, tokenizer, empeval_config dict) from an artifact dir."""
+    """(EmpathyClassifier in eval mode, tokenizer, empeval_config dict) from an artifact dir,
+    checked whole: files, config keys, every weight present with its shape, the tokenizer."""
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoTokenizer
 
     from empeval.model import EmpathyClassifier
 
     path = Path(path)
-    missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE, "config.json") if not (path / f).is_file()]
-    if missing:
-        raise ArtifactError(
-            f"{path} is not a trained EMP-EVAL artifact (missing {', '.join(missing)}); "
-            "create it with `therapy-align empeval train --out {path}`."
+    settings = read_settings(path)
+    fix = TRAIN_FIX.format(path=path)
+    try:
+        model = EmpathyClassifier.from_encoder_config(AutoConfig.from_pretrained(path), settings["dropout"])
+        weights = load_file(path / WEIGHTS_FILE)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise ArtifactError(f"cannot load ({str(err).splitlines()[0][:200]})", file=path, field="--model", fix=fix) from None
+    expected = model.state_dict()
+    absent = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(weights) if tuple(expected[k].shape) != tuple(weights[k].shape))
+    if absent or extra or wrong:
+        problem = "; ".join(
+            f"{label} {names[:3]}{' ...' if len(names) > 3 else ''}"
+            for label, names in (("missing", absent), ("unexpected", extra), ("wrong shape", wrong)) if names
         )
-    settings = json.loads((path / CONFIG_FILE).read_text())
-    model = EmpathyClassifier.from_encoder_config(AutoConfig.from_pretrained(path), settings["dropout"])
-    model.load_state_dict(load_file(path / WEIGHTS_FILE))
+        raise ArtifactError(f"weights do not match the model ({problem})", file=path / WEIGHTS_FILE, fix=fix)
+    model.load_state_dict(weights)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"cannot load the tokenizer ({str(err).splitlines()[0][:200]})", file=path, fix=fix) from None
     return model, tokenizer, settings

@@ -36,6 +36,28 @@ class TrainConfig:
     # Class weights (1/frequency)**power per mechanism against the skewed levels (IP level 1 is
     # 4% of pairs, EX level 1 3%): 0 = plain cross-entropy, 1 = fully inverse-frequency.
     class_weight_power: float = 0.5
+    # Context sensitivity (choice, paper silent; EPITOME has no such pairs). This fraction of the
+    # training responses is also paired with another training seeker's post (fixed per seed).
+    # Such a mismatched pair trains a separate "fits the post" head (label 0; real pairs 1). At
+    # scoring, a specific (level-2) interpretation or exploration counts only if the response
+    # fits the post: P(level 2) is multiplied by P(fits) and the rest moves to level 0; level 1
+    # (generic: "I understand", "what happened?") fits any post and is left alone; emotional
+    # reactions are not gated (a warm "I'm so sorry" reads the same whoever it answers).
+    # The level labels themselves are not touched (they are the annotators' labels of real
+    # pairs), unless mismatch_level_labels: then a mismatched pair also trains the level heads
+    # with IP/EX level 2 -> 0, level 1 kept, ER unsupervised.
+    mismatch_fraction: float = 0.5
+    mismatch_level_labels: bool = False
+    fit_weight: float = 1.0  # weight of the fits-the-post loss beside the level losses
+    # Rationale supervision as in EPITOME's own model: a token-level head per mechanism tags the
+    # response tokens inside the annotated `rationales` spans (binary cross-entropy, this weight
+    # beside the level losses; 0 = off). EPITOME uses 0.5 for its rationale loss.
+    rationale_weight: float = 0.5
+    # After training, per-class decision offsets (added to the logits of levels 1 and 2) are
+    # tuned on the dev split for macro-F1 and stored in the artifact (0 offsets if off).
+    tune_offsets: bool = True
+    # Use only this fraction of the training pairs (exploration runs on a slice; 1 = all).
+    train_fraction: float = 1.0
     # 0 = a single fit on all data; >0: stop after this many batches per split (smoke runs).
     limit_batches: int = 0
     fast_dev_run: bool = False

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from empeval.artifact import read_artifact
-from empeval.datamodule import encode_pairs
 from empeval.mechanisms import LEVELS, MECHANISMS, final_score
 
 # An empty (or whitespace-only) response shows no empathy mechanism at all: it scores level 0 with
@@ -45,6 +44,26 @@ class EmpathyScores:
         return [final_score(e, i, x, **kwargs) for e, i, x in zip(*per)]
 
 
+GATED = ("interpretations", "explorations")  # mechanisms whose level 2 must fit the post
+
+
+def gate_by_fit(logits: np.ndarray, fit_logits: np.ndarray, gate: bool) -> np.ndarray:
+    """(mechanisms, views, levels) log-probabilities. With `gate`, a specific (level-2)
+    interpretation or exploration counts only if the response fits the post: P(2) *= P(fits) and
+    the removed mass goes to level 0 (see TrainConfig.mismatch_fraction)."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    probabilities = np.exp(shifted)
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    if gate:
+        fits = 1.0 / (1.0 + np.exp(-fit_logits))  # (views,)
+        for mechanism in GATED:
+            m = MECHANISMS.index(mechanism)
+            moved = probabilities[m, :, 2] * (1.0 - fits)
+            probabilities[m, :, 2] -= moved
+            probabilities[m, :, 0] += moved
+    return np.log(np.clip(probabilities, 1e-12, None))
+
+
 class Evaluator:
     def __init__(self, model, tokenizer, settings: dict, batch_size: int = 64):
         self.model = model
@@ -52,36 +71,54 @@ class Evaluator:
         self.settings = settings
         self.max_length = int(settings["max_length"])
         self.batch_size = batch_size
+        # Per-class decision offsets tuned on dev at training time (0 = plain argmax).
+        offsets = settings.get("decision_offsets") or {}
+        self.offsets = np.array([offsets.get(m, [0.0] * len(LEVELS)) for m in MECHANISMS], dtype=np.float64)
+        self.fit_gate = bool(settings.get("fit_gate", False))
 
     @torch.inference_mode()
+    def view_logits(self, views: Sequence[dict], batch_size: int) -> np.ndarray:
+        """(mechanisms, views, levels) log-probabilities, gated by fit when the artifact says so,
+        before decision offsets; batches of similar length, padded to their own longest view
+        (dynamic padding)."""
+        logits = np.zeros((len(MECHANISMS), len(views), len(LEVELS)), dtype=np.float64)
+        fit = np.zeros(len(views), dtype=np.float64)
+        order = np.argsort([-len(f["input_ids"]) for f in views], kind="stable")
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = self.tokenizer.pad([views[j] for j in chunk], padding="longest", return_tensors="pt")
+            out = self.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+            for m_index, mechanism in enumerate(MECHANISMS):
+                logits[m_index, chunk] = out[mechanism].float().numpy()
+            fit[chunk] = out["fit"].float().numpy()
+        return gate_by_fit(logits, fit, self.fit_gate)
+
     def score(
         self, seekers: Sequence[str], responses: Sequence[str], batch_size: int | None = None
     ) -> EmpathyScores:
-        """Levels and probabilities per mechanism. Batches hold pairs of similar token length and
-        are padded only to their own longest pair; pairs over `max_length` tokens are truncated
-        (longest text first), exactly as in training."""
+        """Levels and probabilities per mechanism of whole replies: a pair within `max_length`
+        tokens is read as in training; a longer reply is read in windows, each with the seeker
+        post, and each mechanism takes its best window (`empeval.windows`). Levels are the argmax
+        of the logits plus the artifact's decision offsets; probabilities are their softmax."""
+        from empeval.windows import combine_views, encode_views
+
         if len(seekers) != len(responses):
             raise ValueError(f"{len(seekers)} seeker posts but {len(responses)} responses")
         batch_size = batch_size or self.batch_size
         n = len(seekers)
         probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)
         probabilities[:, :, :] = EMPTY_RESPONSE_PROBABILITIES
+        levels = np.zeros((len(MECHANISMS), n), dtype=np.int64)
         to_run = [i for i in range(n) if responses[i] and responses[i].strip()]
         if to_run:
-            features = encode_pairs(
+            views, owners = encode_views(
                 self.tokenizer, [seekers[i] or "" for i in to_run], [responses[i] for i in to_run], self.max_length
             )
-            order = np.argsort([-len(f["input_ids"]) for f in features], kind="stable")
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                batch = self.tokenizer.pad([features[j] for j in chunk], padding="longest", return_tensors="pt")
-                logits = self.model(
-                    batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
-                )
-                rows = [to_run[j] for j in chunk]
-                for m_index, mechanism in enumerate(MECHANISMS):
-                    probabilities[m_index, rows] = torch.softmax(logits[mechanism].float(), -1).numpy()
-        levels = probabilities.argmax(-1)
+            logits = self.view_logits(views, batch_size) + self.offsets[:, None, :]
+            for m_index in range(len(MECHANISMS)):
+                lv, pr = combine_views(logits[m_index], owners, len(to_run))
+                levels[m_index, to_run] = lv
+                probabilities[m_index, to_run] = pr
         return EmpathyScores(
             levels={m: levels[k].tolist() for k, m in enumerate(MECHANISMS)},
             probabilities={m: probabilities[k].round(6).tolist() for k, m in enumerate(MECHANISMS)},

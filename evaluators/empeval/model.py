@@ -25,6 +25,12 @@ class EmpathyClassifier(nn.Module):
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({m: nn.Linear(hidden, N_LEVELS) for m in MECHANISMS})
+        # Token-level rationale tagger, one logit per mechanism (trained when rationale_weight > 0;
+        # the level heads never read it, so scoring ignores it).
+        self.rationale_head = nn.Linear(hidden, len(MECHANISMS))
+        # "Does this response answer this post?" logit (trained on mismatched pairs; see
+        # TrainConfig.mismatch_fraction and empeval.evaluator.gate_by_fit).
+        self.fit_head = nn.Linear(hidden, 1)
 
     @classmethod
     def from_backbone(cls, backbone: str, dropout: float = 0.1) -> "EmpathyClassifier":
@@ -35,7 +41,7 @@ class EmpathyClassifier(nn.Module):
         """Untrained shell for loading saved weights (no download, no pretrained weights read)."""
         return cls(AutoModel.from_config(config), dropout)
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> dict[str, torch.Tensor]:
+    def forward(self, input_ids, attention_mask, token_type_ids=None, return_rationales: bool = False) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
@@ -43,7 +49,11 @@ class EmpathyClassifier(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         pooled = self.dropout(pooled)
-        return {m: head(pooled) for m, head in self.heads.items()}
+        out = {m: head(pooled) for m, head in self.heads.items()}
+        out["fit"] = self.fit_head(pooled).squeeze(-1)
+        if return_rationales:
+            out["rationales"] = self.rationale_head(self.dropout(hidden))  # (batch, tokens, mechanisms)
+        return out
 
 
 def split_metrics(split: str) -> nn.ModuleDict:
@@ -51,8 +61,8 @@ def split_metrics(split: str) -> nn.ModuleDict:
         {
             m: MetricCollection(
                 {
-                    "accuracy": MulticlassAccuracy(num_classes=N_LEVELS, average="micro"),
-                    "macro_f1": MulticlassF1Score(num_classes=N_LEVELS, average="macro"),
+                    "accuracy": MulticlassAccuracy(num_classes=N_LEVELS, average="micro", ignore_index=-100),
+                    "macro_f1": MulticlassF1Score(num_classes=N_LEVELS, average="macro", ignore_index=-100),
                 },
                 prefix=f"{split}/{m}/",
             )
@@ -79,16 +89,32 @@ class EmpathyLightningModule(L.LightningModule):
 
     def model_step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         labels = batch["labels"]
+        tags = batch.get("rationale_tags")
+        with_rationales = tags is not None and self.config.rationale_weight > 0
         logits = self.model(
-            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), return_rationales=with_rationales
         )
         loss = torch.zeros((), device=labels.device)
         for index, mechanism in enumerate(MECHANISMS):
             target = labels[:, index]
-            loss = loss + nn.functional.cross_entropy(
-                logits[mechanism], target, weight=self.class_weights[index]
-            )
+            if (target != -100).any():  # a batch of mismatched pairs only has no ER target
+                loss = loss + nn.functional.cross_entropy(
+                    logits[mechanism], target, weight=self.class_weights[index], ignore_index=-100
+                )
             self.metrics[f"{split}_split"][mechanism].update(logits[mechanism].detach().argmax(-1), target)
+        if self.config.mismatch_fraction > 0 and split == "train":
+            fit = labels[:, len(MECHANISMS)].float()
+            fit_loss = nn.functional.binary_cross_entropy_with_logits(logits["fit"], fit)
+            self.log("train/fit_loss", fit_loss, batch_size=len(labels))
+            loss = loss + self.config.fit_weight * fit_loss
+        if with_rationales:
+            supervised = tags != -100
+            if supervised.any():
+                rationale_loss = nn.functional.binary_cross_entropy_with_logits(
+                    logits["rationales"][supervised], tags[supervised].float()
+                )
+                self.log(f"{split}/rationale_loss", rationale_loss, batch_size=len(labels))
+                loss = loss + self.config.rationale_weight * rationale_loss
         self.log(f"{split}/loss", loss, prog_bar=split != "test", batch_size=len(labels))
         return loss
 
