@@ -38,10 +38,10 @@ class Thresholds:
     (``therapy-align safety eval --tune``); see docs/safety.md for the numbers and the caveat.
     """
 
-    no_hit_margin: float = 0.10  # no risk phrase at all: paraphrases must be clearly closer to risk
-    no_hit_min_sim: float = 0.55  # ... and close to some risk prototype in absolute terms
+    no_hit_margin: float = 0.12  # no risk phrase at all: paraphrases must be clearly closer to risk
+    no_hit_min_sim: float = 0.50  # ... and close to some risk prototype in absolute terms
     weak_hit_margin: float = 0.0  # a weak phrase ("suicide", "overdose") plus semantic agreement
-    discounted_margin: float = 0.12  # a negated / figurative / past / fictional strong phrase
+    discounted_margin: float = 0.20  # a negated / figurative / past / fictional strong phrase
     reply_no_hit_margin: float = 0.15  # model replies: semantic alone needs a wide margin
     reply_no_hit_min_sim: float = 0.70
     reply_weak_margin: float = 0.05
@@ -127,20 +127,35 @@ def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s < end and start < e for s, e in spans)
 
 
+def text_discounts(text: str) -> tuple[str, ...]:
+    """Discounts that hold for the whole (normalised) message, phrase or no phrase."""
+    found = []
+    if any(P._compiled(f).search(text) for f in P.FIGURES_OF_SPEECH):
+        found.append("figure of speech")
+    if P._compiled(P.JOKE_MARKERS).search(text):
+        found.append("joking tone")
+    if P._compiled(P.PAST_MARKERS).search(text) and not P._compiled(P.PRESENT_MARKERS).search(text):
+        found.append("past and resolved")
+    if P._compiled(P.DISTANCE_MARKERS).search(text):
+        found.append("fiction, lyrics, news or study")
+    if P._compiled(P.MEDICAL_MARKERS).search(text):
+        found.append("medical question")
+    return tuple(found)
+
+
 def find_hits(text: str, rules: Sequence[P.Rule], *, message: bool = True) -> list[Hit]:
     """Every rule match in normalised ``text`` with the discounts that apply to it."""
     figures = [m.span() for f in P.FIGURES_OF_SPEECH for m in P._compiled(f).finditer(text)]
-    joke = bool(P._compiled(P.JOKE_MARKERS).search(text))
-    past = bool(P._compiled(P.PAST_MARKERS).search(text)) and not P._compiled(P.PRESENT_MARKERS).search(text)
-    distance = bool(P._compiled(P.DISTANCE_MARKERS).search(text))
-    medical = bool(P._compiled(P.MEDICAL_MARKERS).search(text))
+    whole = text_discounts(text) if message else ()
+    joke, past = "joking tone" in whole, "past and resolved" in whole
+    distance, medical = "fiction, lyrics, news or study" in whole, "medical question" in whole
     hits = []
     for rule in rules:
         for match in rule.regex.finditer(text):
             start, end = match.span()
             discounts = []
             before, after = _clause(text, start, end)
-            window = " ".join(before.split()[-6:])
+            window = " ".join(before.split()[-4:])
             if rule.negatable and (
                 (P._compiled(P.NEGATION_BEFORE).search(window) and not P._compiled(P.NEGATION_EXCEPTIONS).search(window))
                 or P._compiled(P.NEGATION_AFTER).search(after)
@@ -207,9 +222,12 @@ def _decide(text: str, hits: list[Hit], nearest, severity: Sequence[str], *, wea
         verdict = "still flags it" if flagged else "agrees it is not a " + what
         reason = f"phrase {hit.phrase!r} discounted ({', '.join(hit.discounts)}); semantic layer {verdict}: {semantic}"
         return flagged, hit.rule.category if flagged else nearest.risk_category, _score(margin, threshold), reason
-    flagged = margin >= no_hit_margin and nearest.risk_sim >= no_hit_min_sim
-    score = _score(margin, no_hit_margin) if nearest.risk_sim >= no_hit_min_sim else min(0.49, _score(margin, no_hit_margin))
-    reason = ("no risk phrase; semantic layer flags it: " if flagged else "no risk phrase; semantic layer: ") + semantic
+    whole = text_discounts(text) if what == "crisis" else ()
+    threshold = max(no_hit_margin, discounted_margin) if whole else no_hit_margin
+    flagged = margin >= threshold and nearest.risk_sim >= no_hit_min_sim
+    score = _score(margin, threshold) if nearest.risk_sim >= no_hit_min_sim else min(0.49, _score(margin, threshold))
+    context = f" ({', '.join(whole)})" if whole else ""
+    reason = (f"no risk phrase{context}; semantic layer flags it: " if flagged else f"no risk phrase{context}; semantic layer: ") + semantic
     return flagged, nearest.risk_category, score, reason
 
 

@@ -79,19 +79,23 @@ MESSAGE_RULES: tuple[Rule, ...] = (
     Rule("suicidal_ideation", r"\b(kill|killing|killed|end|ending|take|taking)\s+" + _ME + r"\b", "wants to end their life"),
     Rule("suicidal_ideation", r"\bcommit(ting)?\s+suicide\b", "speaks of committing suicide"),
     Rule("suicidal_ideation", r"\b(i'?m|i am|feeling|feel|been|getting|so)\s+(really\s+|very\s+|kind of\s+|pretty\s+)?suicidal\b", "says they are suicidal"),
+    Rule("suicidal_ideation", r"\b(considering|contemplating|thinking about|think about|thought about|thoughts of|feel like|plan(ning)?|attempt(ing)?)\s+(committing\s+)?suicide\b|\bsuicide\s+is\s+(my|the)\s+only\b|\b(having|have|had|get|getting|with)\s+(these\s+|constant\s+|bad\s+)?suicidal\s+(thoughts|feelings|urges)\b|\bhow suicidal i\b", "is considering suicide"),
     Rule("suicidal_ideation", r"\bsuicid(e|al)\b", "mentions suicide", strong=False),
-    Rule("suicidal_ideation", r"\b(want|wanting|wish|wishing|ready|going|planning|plan|need)\s+(to\s+)?(die|be dead|stop existing|not exist|disappear (forever|for good|permanently))\b", "wishes to die"),
-    Rule("suicidal_ideation", r"\bwish(ed)?\s+i\s+(was|were|'d be|could be)\s+dead\b|\bwish(ed)?\s+i\s+(had\s+)?never\s+(been\s+born|existed)\b|\bwish(ed)? i'?d never been born\b", "wishes to be dead"),
+    Rule("suicidal_ideation", r"\b(want|wanted|wanting|wish|wishing|ready|going|planning|plan|need)\s+(to\s+)?(die|be dead|stop existing|not exist|disappear (forever|for good|permanently))\b", "wishes to die"),
+    Rule("suicidal_ideation", r"\bwish(ed|ing)?\s+i\s+(was|were|'d be|could be)\s+dead\b|\bwish(ed)?\s+i\s+(had\s+)?never\s+(been\s+born|existed)\b|\bwish(ed)? i'?d never been born\b", "wishes to be dead"),
     Rule("suicidal_ideation", r"\b(don'?t|do not|never)\s+want\s+to\s+(wake\s+up|live|be alive|exist|be here)\b(?!\s+(forever|like this in|in a world))", "does not want to live", negatable=False),
     Rule("suicidal_ideation", r"\b(hope|wish)\s+i\s+(don'?t|never|won'?t)\s+wake\s+up\b|\bgo to sleep and (never|not) wake up\b", "hopes not to wake up", negatable=False),
     Rule("suicidal_ideation", r"\b(better off|be better)\s+(dead|without me|if i (was|were)n?'?t (here|around|alive))\b", "believes others are better off without them"),
     Rule("suicidal_ideation", r"\b(no|not any|not a single|zero)\s+(reason|point)\s+(to|in|for)\s+(live|living|going on|keep going|being alive|be alive|stay alive|staying alive)\b", "sees no reason to live", negatable=False),
+    Rule("suicidal_ideation", r"\b(pain|hurting|suffering|it|everything)\s+(to\s+)?(stop|end)\s+(permanently|forever|for good)\b|\b(peaceful|better|easier|nice|a relief|relieving)\s+(it\s+)?(would|will|'d)?\s*(be\s+)?to\s+(not exist|not be here|not be alive|be dead|die|never wake up|stop existing)\b", "wants the pain to end for good"),
+    Rule("suicidal_ideation", r"\b(don'?t|do not|can'?t|cannot|no longer)\s+see\s+(a|any|the)\s+(reason|point)\s+(to|in|of)\s+(keep going|keeping going|go on|going on|live|living|being alive|staying alive)\b", "sees no reason to go on", negatable=False),
+    Rule("suicidal_ideation", r"\b(i'?m|i am|feel like|i feel like)\s+(just\s+)?a\s+burden\b|\bmy own funeral\b|\bit'?ll (all )?be over (by|soon|tonight|tomorrow)\b|\b(let|want|wish) (it|this|everything) (to )?(all )?be over\b|\bplease (just )?kill me\b", "speaks as if life may end", strong=False),
     Rule("suicidal_ideation", r"\b(end|ending)\s+it\s+all\b|\bend\s+it\s+(tonight|today|now|soon)\b|\bcheck(ing)? out (for good|permanently)\b", "speaks of ending it all"),
     Rule("suicidal_ideation", r"\b(won'?t|will not|not going to)\s+be\s+(around|here|alive)\s+(much\s+longer|for long|tomorrow|anymore|next)\b", "says they will not be around", negatable=False),
     Rule("suicidal_ideation", r"\b(goodbye|good bye)\s+(forever|everyone|cruel world)\b|\bthis is (my )?(last|final) (message|goodbye|post)\b", "is saying goodbye"),
     Rule("suicidal_ideation", r"\b(tired|sick)\s+of\s+(being\s+alive|living|life|existing)\b|\b(life|living) (isn'?t|is not|is no longer) worth( it| living)\b", "is tired of living", negatable=False),
     Rule("suicidal_ideation", r"\bcan'?t (go on|keep going|do this anymore|take (it|this) anymore|keep living)\b", "says they cannot go on", strong=False, negatable=False),
-    Rule("suicidal_ideation", r"\b(is|are)\s+(going to|planning to|about to|threatening to|talking about)\s+(kill|killing|hurt|hurting)\s+(himself|herself|themselves|themself)\b|\b(wants?|said (?:he|she|they) wants?) to (kill|hurt) (himself|herself|themselves|themself)\b", "someone else is at risk of suicide"),
+    Rule("suicidal_ideation", r"\b(is|are)\s+(going to|planning to|about to|threatening to|talking about)\s+(kill|killing|hurt|hurting)\s+(himself|herself|themselves|themself)\b|\b(wants?|said (?:he|she|they) wants?) to (kill|hurt) (himself|herself|themselves|themself)\b|\b(talks?|talking|keeps talking|texted|posted)\s+about\s+(ending\s+(his|her|their)\s+(own\s+)?life|killing\s+(himself|herself|themselves)|suicide)\b", "someone else is at risk of suicide"),
     # ---- plan or means
     Rule("plan_or_means", r"\bhow (many|much)\b[^.?!]{0,60}\b(to|would|will|could)\b[^.?!]{0,30}\b(die|kill|be fatal|be lethal|not wake up|never wake up|end it|end my life|overdose)\b", "asks how much it would take to die"),
     Rule("plan_or_means", r"\b(lethal|fatal|deadly)\s+(dose|amount|dosage|quantity)\b", "asks about a lethal dose"),
@@ -104,21 +108,25 @@ MESSAGE_RULES: tuple[Rule, ...] = (
     Rule("plan_or_means", r"\boverdos(e|ed|ing)\b", "mentions an overdose", strong=False),
     Rule("plan_or_means", r"\bgiv(e|en|ing)\s+away\s+(all\s+)?my\s+(things|stuff|belongings|possessions|cat|dog|pets?)\b", "is giving belongings away", strong=False),
     # ---- self-harm
-    Rule("self_harm", r"\b(cut|cutting|burn|burning|hurt|hurting|harm|harming|hit|hitting|punch|punching|scratch|scratching|starve|starving|bruise|bruising|bang|banging)\s+(myself|my\s+(arms?|wrists?|legs?|thighs?|skin|stomach|head))\b", "self-harm"),
+    Rule("self_harm", r"\b(cut|cutting|burn|burned|burnt|burning|hurt|hurting|harm|harmed|harming|hit|hitting|punch|punched|punching|scratch|scratched|scratching|starve|starved|starving|bruise|bruised|bruising|bang|banged|banging)\s+(myself|my\s+(arms?|wrists?|legs?|thighs?|skin|stomach|head))\b", "self-harm"),
+    Rule("self_harm", r"\b(been|i'?m|i am|keep|started|start|still|am)\s+self-harm\b|\bself-harm\s+(every|again|daily|tonight|lately|a lot)\b", "is self-harming"),
+    Rule("self_harm", r"\b(carv\w*|slic\w*|cut\w*)\b[^.?!]{0,40}\b(with|using)\s+(a|my|the)\s+(razor|blade|knife|lighter|scissors|glass)\b|\buntil\s+(my\s+\w+|it|they|i)\s+(bleeds?|bruises?|bled)\b", "describes self-injury"),
     Rule("self_harm", r"\bself-harm\b|\bselfharm\b", "mentions self-harm", strong=False),
     Rule("self_harm", r"\b(urge|urges|need|want|wanting)\s+to\s+(cut|burn|bleed|hurt)\b(?!\s+(him|her|them|you|someone|people|the|my\s+" + _FAMILY + r"))", "urge to self-harm"),
     Rule("self_harm", r"\brelaps(e|ed|ing)\b[^.?!]{0,40}\b(cut|cutting|self-harm|blade)\b|\b(started|start) cutting\b|\bcutting again\b", "self-harm relapse"),
     # ---- harm to others
-    Rule("harm_to_others", r"\b(want|wanna|going|plan|planning|intend|gonna|ready|about|thinking about|think about|fantasi[sz]e about|urge)\s+(to\s+)?(kill|killing|hurt|hurting|stab|stabbing|shoot|shooting|strangle|strangling|poison|poisoning|murder|murdering|beat up|beating up|attack|attacking|smother|smothering)\s+" + _VICTIMS + r"\b", "intends to harm someone"),
+    Rule("harm_to_others", r"\b(want|wanna|going|plan|planning|intend|gonna|ready|about|thinking about|think about|fantasi[sz]e about|urge|urges)\s+(to\s+)?(kill|killing|hurt|hurting|stab|stabbing|shoot|shooting|strangle|strangling|poison|poisoning|murder|murdering|beat up|beating up|attack|attacking|smother|smothering|push|pushing)\s+" + _VICTIMS + r"\b", "intends to harm someone"),
     Rule("harm_to_others", r"\b(i'?ll|i will|i'?m going to|i am going to)\s+(kill|hurt|stab|shoot|strangle|poison|murder|beat)\s+" + _VICTIMS + r"\b", "threatens to harm someone"),
     Rule("harm_to_others", r"\b(bring|bringing|take|taking)\s+(a|my|the|his|dad'?s)\s+(gun|knife|rifle|weapon)\s+to\s+(school|work|class|the office|campus)\b|\bshoot\s+up\s+(the|my|a)\s+(school|office|place|class)\b", "plans an attack"),
     Rule("harm_to_others", r"\b(make|making)\s+(them|him|her|everyone)\s+(all\s+)?pay\b", "wants revenge", strong=False),
+    Rule("harm_to_others", r"\b(could|might|would|'d)\s+(actually\s+|really\s+|seriously\s+)?(kill|stab|hurt|shoot|strangle|murder)\s+(someone|somebody|anyone|anybody|people)\b|\bhurt\s+(anyone|anybody)\b", "speaks of hurting someone", strong=False),
     Rule("harm_to_others", r"\b(thoughts?|urges?|scared|afraid)\s+(of|that i('?ll| will| might| could))\s+(hurt|hurting|harm|harming|kill|killing|shake|shaking)\s+(my\s+)?(baby|babies|child|children|kids?|son|daughter|newborn|him|her|them|someone)\b", "fears harming someone"),
     # ---- abuse or danger at home
     Rule("abuse_or_danger", r"\b(he|she|they|my\s+" + _FAMILY + r")\s+(hits|hit|beats|beat|chokes|choked|strangles|kicks|kicked|slaps|slapped|punches|punched|hurts|burns|burned|rapes|raped|molests|touches|touched)\s+me\b", "someone is hurting them"),
     Rule("abuse_or_danger", r"\b(afraid|scared|terrified|frightened)\s+(to go|of going|to be)\s+(back\s+)?home\b|\b(not|don'?t feel)\s+safe\s+(at home|in my (own )?(house|home)|with (him|her|them|my\s+" + _FAMILY + r"))\b|\bnot safe (here|at home)\b", "is not safe at home", negatable=False),
+    Rule("abuse_or_danger", r"\b(he|she|they)\s*('ll|will|is going to|is gonna|'s going to|'s gonna)\s+(hurt|kill|beat|rape)\s+me\b|\bin danger (at home|here|in my (own )?(house|home))\b", "is in danger"),
     Rule("abuse_or_danger", r"\b(he|she|they|my\s+" + _FAMILY + r")\s+(threatened|threatens|says|said|swore)\s+(that\s+)?(he|she|they)?\s*('?ll|will|would|is going to|to)?\s*(kill|hurt|beat)\s+me\b", "has been threatened"),
-    Rule("abuse_or_danger", r"\b(won'?t|doesn'?t|don'?t)\s+let\s+me\s+(leave|go out|see my|have my phone|have money)\b|\b(locks|locked)\s+me\s+(in|out|up)\b", "is being controlled", strong=False, negatable=False),
+    Rule("abuse_or_danger", r"\b(won'?t|doesn'?t|don'?t)\s+let\s+me\s+(leave|go out|see my|have my phone|have money)\b|\b(lock|locks|locked)\s+me\s+(in|out|up)\b", "is being controlled", strong=False, negatable=False),
     Rule("abuse_or_danger", r"\b(forced|forces|forcing|made|makes)\s+me\s+(to\s+)?(have sex|do sexual|touch (him|her)|sleep with)\b|\b(raped|molested|sexually abused|sexually assaulted)\s+me\b", "sexual abuse"),
     Rule("abuse_or_danger", r"\b(abus\w+|beat\w*|hit\w*)\b[^.?!]{0,40}\b(me|us|my (mom|mum|kids?|sister|brother))\b", "mentions abuse", strong=False),
 )
@@ -146,7 +154,9 @@ FIGURES_OF_SPEECH: tuple[str, ...] = (
     r"\bmurder(ed|ing)?\s+(a|this|that|the)\s+(burger|pizza|song|exam|test|workout|playlist|sandwich|karaoke|dance)\b",
     r"\bshoot(ing)?\s+(me\s+)?(a|an)\s+(message|email|text|dm|shot|photo|video|hoop)\b",
     r"\bshoot(ing)?\s+myself\s+in\s+the\s+foot\b",
-    r"\bcut(ting)?\s+myself\s+(a|some|another)\s+(slice|piece|break|slack|bit)\b",
+    r"\bcut(ting)?\s+myself\s+(a|some|another)\s+(\w+\s+){0,2}(slice|piece|break|slack|bit)\b",
+    r"\b(so|too)\s+\w+\s+(that\s+)?i\s+could\s+(die|scream|cry|explode|puke)\b",
+    r"\b(is|are|'s|'re|will|'ll)\s+(so\s+)?(going to|gonna|about to)?\s*(kill|murder)\s+me\s*(,|when|if|for|because|cause|cuz)",
     r"\bcut(ting)?\s+myself\s+(while|when)\s+(shaving|cooking|chopping|cutting|slicing)\b",
     r"\bcut\s+myself\s+(shaving|cooking|chopping)\b",
     r"\bkill(ing)?\s+myself\s+(laughing|with laughter)\b",
@@ -165,7 +175,7 @@ PAST_MARKERS = (r"\b(years? ago|months ago|long time ago|when i was (younger|lit
                 r"better now|recovered|in recovery|(clean|free|sober) (for|since)|(\d+|a few|two|three|four|five|several|many) "
                 r"(years|months) (clean|free|sober|ago)|survived|got through|made it through|glad i didn'?t|grateful i|"
                 r"looking back|at the time|that was (years|a long time)|no longer)\b")
-PRESENT_MARKERS = (r"\b(again|lately|recently|these days|right now|tonight|today|this (week|morning|evening)|still|"
+PRESENT_MARKERS = (r"\b(again|lately|recently|these days|right now|tonight|today|this (week|morning|evening)|still(?! (here|alive|standing|breathing))|"
                    r"anymore|any more|starting to|started|relaps\w*|coming back|back again|keep|keeps|can'?t stop|now i|"
                    r"i'?m (so |really )?(scared|afraid)|currently|every (day|night))\b")
 DISTANCE_MARKERS = (r"\b(character|protagonist|antagonist|villain|hero|heroine|novel|story|stories|fanfic|fan fiction|"
