@@ -1,9 +1,10 @@
 """System-prompt sweep: list the candidate prompts, or run one of them (paper §4, §6).
 
     python recipes/prompts.py                                   # list the registered prompts
-    python recipes/prompts.py --prompt=interpret_connect --model=tiny-base --limit=16
+    python recipes/prompts.py --prompt=interpret_connect --model=tiny-base --limit=16 --generation.max_new_tokens=64
     wandb sweep wandb/sweep_prompts.yaml && wandb agent <sweep-id>   # runs this file per prompt
     therapy-align sweep wandb/sweep_prompts.yaml --model tiny-base --limit 16   # whole grid, offline
+    ... --scorers=empeval,judge  # more columns; the run logs every column, final_score ranks
 
 Paper §4: "We tried 10 different prompts ... We picked the top one with the highest score"; §6
 asks for prompts that raise interpretation without losing exploration. The prompt texts live in
@@ -20,17 +21,18 @@ import sys
 
 from rich.console import Console
 
+from therapy_align.errors import UserError, exit_on_user_error
+from therapy_align.evaluation.sweep import PromptRunConfig, init_wandb, prompt_listing, run_prompt
 from therapy_align.overrides import OverrideError, apply_overrides
-from therapy_align.evaluation.sweep import PromptRunConfig, SweepError, init_wandb, prompt_listing, run_prompt
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         config = apply_overrides(PromptRunConfig(), sys.argv[1:] if argv is None else argv)
     except OverrideError as err:
-        console.print(f"[red]{err}[/]")
-        return 2
+        raise UserError(str(err)) from None
     if config.prompt is None:
         console.print(prompt_listing())
         console.print("run one: python recipes/prompts.py --prompt=<name> [--model=... --limit=N]")
@@ -38,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     run = init_wandb(config)
     try:
         row = run_prompt(config, console=console, wandb_run=run)
-    except (SweepError, FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/] {err}")
+    except BaseException:
         run.finish(exit_code=1)
-        return 2
+        raise
     run.finish()
     console.print(row)
     return 0

@@ -9,9 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from empeval.scoring import DEFAULT_ARTIFACT
+from therapy_align.errors import exit_on_user_error
+
 app = typer.Typer(no_args_is_help=True, help="EMP-EVAL: score empathy (ER), interpretation (IP), exploration (EX).")
 
-DEFAULT_ARTIFACT = Path("artifacts/empeval")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -22,7 +24,7 @@ def _fail(message: str) -> typer.Exit:
 @app.command()
 def train(
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding epitome/*.csv (default: $THERAPY_ALIGN_DATA, ../shared/data).")] = None,
-    out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = DEFAULT_ARTIFACT,
+    out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = Path(DEFAULT_ARTIFACT),
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
     backbone: Annotated[Optional[str], typer.Option(help="HF encoder path (default: all-MiniLM-L6-v2).")] = None,
     max_epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
@@ -65,38 +67,55 @@ def train(
 @app.command()
 def score(
     in_path: Annotated[Path, typer.Option("--in", help="JSONL, one {\"id\", \"seeker\", \"response\"} per line.")],
-    out: Annotated[Path, typer.Option(help="JSONL of levels and probabilities; summary.json is written beside it.")],
-    model: Annotated[Path, typer.Option(help="Trained artifact directory.")] = DEFAULT_ARTIFACT,
+    out: Annotated[Path, typer.Option(help="JSONL of levels and probabilities; <out stem>.summary.json is written beside it.")],
+    model: Annotated[Path, typer.Option(help="Trained artifact directory.")] = Path(DEFAULT_ARTIFACT),
     lenient: Annotated[bool, typer.Option(help="Skip and count bad lines instead of stopping at the first.")] = False,
+    force: Annotated[bool, typer.Option(help="Recompute stored scores made by another artifact or from other pairs.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Score (seeker, response) pairs; an interrupted run resumes from <out>.part."""
+    _score(in_path, out, model, lenient, force, batch_size, progress)
+
+
+@exit_on_user_error
+def _score(in_path: Path, out: Path, model: Path, lenient: bool, force: bool, batch_size: int, progress: bool) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import json
 
     from rich.progress import Progress
 
     from empeval.artifact import ArtifactError
-    from empeval.evaluator import load
-    from empeval.scoring import PairsFileError, read_pairs, score_file
+    from empeval.scoring import EmpevalScorer, score_file
+    from therapy_align.errors import UserError
+    from therapy_align.scoring import read_pairs
 
-    if not in_path.is_file():
-        raise _fail(f"{in_path}: no such input file")
+    total = len(read_pairs(in_path, lenient=lenient)[0])  # validates before loading the model
+    scorer = EmpevalScorer(model, batch_size=batch_size)
     try:
-        total = len(read_pairs(in_path, lenient=lenient)[0])  # validates before loading the model
-        evaluator = load(model)
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("scoring", total=total)
-            summary = score_file(
-                evaluator, in_path, out, lenient=lenient, batch_size=batch_size,
-                on_progress=lambda n: bar.advance(task, n),
-            )
-    except (PairsFileError, ArtifactError) as err:
-        raise _fail(str(err)) from None
+        scorer.evaluator  # load now: a bad artifact fails before any output is written
+    except ArtifactError:
+        raise  # already names the artifact and --model
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("scoring", total=total)
+        summary = score_file(scorer, in_path, out, lenient=lenient, force=force,
+                             on_start=lambda done, _: bar.update(task, completed=done),
+                             on_progress=lambda n: bar.advance(task, n))
     shown = {k: v for k, v in summary.items() if k != "skipped_lines"}
     typer.echo(json.dumps(shown, indent=2))
 
+
+@app.command()
+def probe(
+    model: Annotated[Path, typer.Option(help="Trained artifact directory.")] = Path(DEFAULT_ARTIFACT),
+    out: Annotated[Optional[Path], typer.Option(help="Directory for probe.md and probe.json (default: <model>/probe).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding epitome/*.csv.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Use the first N test pairs only (0 = all).")] = 0,
+) -> None:
+    """Blind-spot probes (canned reply, seeker shuffle, repetition, copying, empty/filler, late empathy)."""
+    from empeval.probe import run_probe_command
+
+    exit_on_user_error(run_probe_command)(model, out, data_dir, limit)
 
 if __name__ == "__main__":
     app()

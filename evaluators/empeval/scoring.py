@@ -1,150 +1,126 @@
-"""`empeval score`: JSONL of (id, seeker, response) in, JSONL of levels + summary.json out.
+"""EMP-EVAL as a scorer: one per-pair schema for the command line, the Python API and the harness.
 
-Output is written to `<out>.part` one complete line per pair and renamed to `<out>` only at the
-end. A rerun after an interruption keeps the whole lines of the `.part` file and scores only the
-ids not in it.
+Every path scores a pair into the same dict, ``EmpathyScores.row`` of the Python API::
+
+    {"emotional_reactions": {"level": 0|1|2, "probabilities": [p0, p1, p2]},
+     "interpretations": {...}, "explorations": {...}}
+
+:class:`EmpevalScorer` implements the project's scorer contract (``therapy_align.scoring``): the
+Table-1 harness runs it by name (``empeval``; a second artifact as ``judge`` gives ``judge_``
+columns), and ``therapy-align empeval score`` runs it on a pairs file through :func:`score_file`.
+Both go through ``therapy_align.scoring.score_pairs`` and its resumable, fingerprinted store.
+Report columns (Table 1): ``E``, ``I``, ``X`` = sums of levels per 1,000 inputs, ``final`` =
+0.2 E + 0.4 I + 0.4 X.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from empeval.mechanisms import MECHANISMS, summarise_levels
+from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, summarise_levels
 
-REQUIRED_FIELDS = ("id", "seeker", "response")
-SUMMARY_FILE = "summary.json"
+DEFAULT_ARTIFACT = "artifacts/empeval"
+SHORT = {"emotional_reactions": "E", "interpretations": "I", "explorations": "X"}  # Table 1's columns
+IDENTITY_FILES = ("empeval_model.safetensors", "empeval_config.json", "config.json", "tokenizer.json", "vocab.txt")
 
-
-class PairsFileError(ValueError):
-    """A bad input line; the message names the file, the line number and the problem."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Pair:
-    id: str | int
-    seeker: str
-    response: str
-    line: int
+_identity_cache: dict[tuple, str] = {}
 
 
-def _parse_line(path: Path, number: int, text: str) -> Pair:
-    if not text.strip():
-        raise PairsFileError(f"{path}:{number}: blank line")
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PairsFileError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno})") from None
-    if not isinstance(record, dict):
-        raise PairsFileError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-    missing = [f for f in REQUIRED_FIELDS if f not in record]
-    if missing:
-        raise PairsFileError(f"{path}:{number}: missing field(s) {', '.join(repr(f) for f in missing)}")
-    if not isinstance(record["id"], (str, int)) or isinstance(record["id"], bool):
-        raise PairsFileError(f"{path}:{number}: field 'id' must be a string or an integer")
-    for name in ("seeker", "response"):
-        if not isinstance(record[name], str):
-            raise PairsFileError(f"{path}:{number}: field {name!r} must be a string, got {type(record[name]).__name__}")
-    return Pair(id=record["id"], seeker=record["seeker"], response=record["response"], line=number)
-
-
-def read_pairs(path: str | os.PathLike, lenient: bool = False) -> tuple[list[Pair], list[str]]:
-    """Valid pairs and, with `lenient`, the messages of skipped lines (else the first bad line raises)."""
+def artifact_identity(path: str | os.PathLike) -> str:
+    """A hash of an artifact's weights, config and tokenizer files (cached per size and mtime)."""
     path = Path(path)
-    pairs, skipped, seen = [], [], {}
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            try:
-                pair = _parse_line(path, number, text)
-                if pair.id in seen:
-                    raise PairsFileError(f"{path}:{number}: id {pair.id!r} repeats line {seen[pair.id]}")
-            except PairsFileError as err:
-                if not lenient:
-                    raise
-                skipped.append(str(err))
-                continue
-            seen[pair.id] = number
-            pairs.append(pair)
-    return pairs, skipped
+    files = [path / name for name in IDENTITY_FILES if (path / name).is_file()]
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _identity_cache:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode() + b"\0")
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _identity_cache[key] = digest.hexdigest()[:16]
+    return _identity_cache[key]
 
 
-def _finished_lines(part: Path) -> dict[str | int, dict]:
-    """Results already in `<out>.part`, keeping whole lines only (a cut-off last line is redone)."""
-    if not part.exists():
-        return {}
-    done, keep = {}, 0
-    with part.open("rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            done[record["id"]] = record
-            keep += len(raw)
-    with part.open("r+b") as handle:
-        handle.truncate(keep)  # drop a torn tail so appends start on a line boundary
-    return done
+class EmpevalScorer:
+    """EMP-EVAL levels per pair, summarised as Table 1's columns (``prefix`` + E, I, X, final).
+
+    The evaluator loads on the first :meth:`score` (a fully resumed cell never loads it).
+    ``evaluator`` may be given directly (any object with ``score(seekers, responses)`` returning
+    ``EmpathyScores``); then ``artifact`` only names it.
+    """
+
+    def __init__(self, artifact: str | os.PathLike = DEFAULT_ARTIFACT, *, name: str = "empeval", prefix: str = "",
+                 batch_size: int = 64, evaluator: Any = None, notes: Sequence[str] = ()) -> None:
+        self.artifact = Path(artifact)
+        self.name, self.prefix, self.batch_size = name, prefix, batch_size
+        self.notes = list(notes)
+        self._evaluator = evaluator
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from empeval.evaluator import load
+
+            self._evaluator = load(self.artifact, batch_size=self.batch_size)
+        return self._evaluator
+
+    def identity(self) -> dict[str, Any]:
+        if self._evaluator is not None and not self.artifact.is_dir():
+            return {"evaluator": type(self._evaluator).__name__, "artifact": str(self.artifact)}
+        return {"artifact": artifact_identity(self.artifact)}
+
+    def score(self, pairs: Sequence[Any]) -> list[dict[str, Any]]:
+        scores = self.evaluator.score([p.seeker for p in pairs], [p.response for p in pairs])
+        return [scores.row(index) for index in range(len(pairs))]
+
+    def columns(self) -> list[str]:
+        return [self.prefix + column for column in ("E", "I", "X", "final")]
+
+    def summarise(self, pairs: Sequence[Any], scores: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        summary = summarise_levels({m: [int(s[m]["level"]) for s in scores] for m in MECHANISMS})
+        scaled = summary[f"sums_per_{PAPER_INPUTS}"]
+        return {**{self.prefix + SHORT[m]: float(scaled[m]) for m in MECHANISMS},
+                self.prefix + "final": float(summary["final_score"])}
+
+    def describe(self, score: Mapping[str, Any]) -> str:
+        label = "EMP-EVAL levels" if not self.prefix else f"{self.name} levels"
+        return f"{label}: " + ", ".join(f"{SHORT[m]}={score[m]['level']}" for m in MECHANISMS)
+
+
+def summary_path(out: str | os.PathLike) -> Path:
+    """``scores.jsonl`` -> ``scores.summary.json``: each output has its own summary."""
+    out = Path(out)
+    return out.with_name(out.stem + ".summary.json")
 
 
 def score_file(
-    evaluator,
+    scorer: EmpevalScorer,
     in_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
     lenient: bool = False,
-    batch_size: int = 64,
-    flush_every: int = 512,
+    force: bool = False,
+    chunk_size: int = 512,
+    on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Score every pair of `in_path` into `out_path` and `summary.json` beside it; returns the summary.
+    """Score every pair of ``in_path`` into ``out_path`` (resumable) and write its summary beside
+    it (:func:`summary_path`); returns the summary. Bad input fails before any scoring."""
+    from therapy_align.files import atomic_write_json, check_output_path
+    from therapy_align.scoring import read_pairs, score_pairs
 
-    Results are appended to `<out>.part` every `flush_every` pairs, so an interrupted run loses at
-    most one chunk of work.
-    """
-    in_path, out_path = Path(in_path), Path(out_path)
+    check_output_path(out_path, inputs=[in_path])
+    check_output_path(summary_path(out_path), inputs=[in_path])
     pairs, skipped = read_pairs(in_path, lenient=lenient)
-    part = out_path.with_name(out_path.name + ".part")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    done = _finished_lines(part)
-    wanted_ids = {p.id for p in pairs}
-    stale = [i for i in done if i not in wanted_ids]
-    if stale:
-        raise PairsFileError(
-            f"{part} holds results for id(s) not in {in_path} (e.g. {stale[0]!r}): it belongs to another "
-            "input; delete it to start over"
-        )
-    todo = [p for p in pairs if p.id not in done]
-    if on_progress and done:
-        on_progress(len(done))
-    with part.open("a", encoding="utf-8") as handle:
-        for start in range(0, len(todo), flush_every):
-            chunk = todo[start : start + flush_every]
-            scores = evaluator.score([p.seeker for p in chunk], [p.response for p in chunk], batch_size=batch_size)
-            for index, pair in enumerate(chunk):
-                record = {"id": pair.id, **scores.row(index)}
-                done[pair.id] = record
-                handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-            if on_progress:
-                on_progress(len(chunk))
-    # Output in input order, whatever order the pieces were scored in.
-    ordered = [done[p.id] for p in pairs]
-    tmp_out = out_path.with_name(f".{out_path.name}.tmp")
-    with tmp_out.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in ordered)
-    summary = summarise_levels({m: [r[m]["level"] for r in ordered] for m in MECHANISMS}, n_skipped=len(skipped))
-    summary["input"] = str(in_path)
-    summary["skipped_lines"] = skipped
-    summary_path = out_path.with_name(SUMMARY_FILE)
-    tmp_summary = summary_path.with_name(f".{SUMMARY_FILE}.tmp")
-    tmp_summary.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp_out, out_path)
-    os.replace(tmp_summary, summary_path)
-    part.unlink()
+    scores = score_pairs(scorer, pairs, out_path, force=force, chunk_size=chunk_size, on_start=on_start,
+                         on_progress=on_progress)
+    summary = summarise_levels({m: [s[m]["level"] for s in scores] for m in MECHANISMS}, n_skipped=len(skipped))
+    summary.update(columns=scorer.summarise(pairs, scores), input=str(in_path), scorer=scorer.identity(),
+                   skipped_lines=skipped)
+    atomic_write_json(summary_path(out_path), summary)
     return summary

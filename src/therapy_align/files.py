@@ -131,12 +131,14 @@ def read_jsonl(
     lenient: bool = False,
     unique_id: str | None = "id",
     allow_empty: bool = False,
+    nonblank: Iterable[str] = (),
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Records of a JSONL file, each checked for ``fields`` (name -> type), plus skipped-line messages.
 
     Strict by default: the first bad line raises :class:`InputFileError` naming the file, the line
     and the field. With ``lenient`` bad lines are skipped and their messages returned. Ids (field
     ``unique_id``) must not repeat; a file with no records is an error unless ``allow_empty``.
+    Fields named in ``nonblank`` must not be blank (empty or whitespace only).
     Each record gets ``_line`` (its 1-based line number) for later messages.
     """
     path = Path(path)
@@ -154,6 +156,10 @@ def read_jsonl(
                 record = _parse_record(path, number, raw, fields, optional)
                 if record is None:
                     continue
+                for name in nonblank:
+                    if not str(record.get(name, "")).strip():
+                        raise InputFileError("is blank", file=path, line=number, field=name,
+                                             fix="give a non-empty value")
                 if unique_id is not None:
                     key = record[unique_id]
                     if key in seen:

@@ -120,7 +120,7 @@ class ResultStore:
         if stale and not self.force:
             number, item_id, changes = stale[0]
             raise StaleResultError(
-                f"{len(stale)} stored result(s) were made from another {' and '.join(changes)} "
+                f"{len(stale)} stored result(s) do not match this run's {' and '.join(changes)} "
                 f"(first: id {item_id!r})", file=source, line=number,
                 fix="rerun with --force to recompute them, or choose another --out")
         todo = [item_id for item_id in self._inputs if item_id not in self._done]
@@ -158,12 +158,16 @@ class ResultStore:
         return all(item_id in self._done for item_id in self._inputs)
 
     def finish(self) -> Path:
-        """Rename ``<out>.part`` to ``<out>``; every input id must be done."""
+        """Publish ``<out>.part`` as ``<out>``, in input order (then any kept lines of other ids),
+        so the finished file does not depend on batching or resumes; every input id must be done."""
         missing = [item_id for item_id in self._inputs if item_id not in self._done]
         if missing:
             raise ValueError(f"{self.part}: {len(missing)} item(s) not done yet, e.g. {missing[0]!r}")
         if self.part.exists():
-            os.replace(self.part, self.path)
+            ordered = [self._done[item_id] for item_id in self._inputs]
+            ordered += [record for item_id, record in self._done.items() if item_id not in self._inputs]
+            atomic_write_jsonl(self.path, ordered)
+            self.part.unlink()
         elif not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch()

@@ -71,8 +71,8 @@ def test_score_writes_levels_probabilities_and_summary(tiny_model, tmp_path):
             assert line[mechanism]["level"] == max(range(3), key=probabilities.__getitem__)
     empty = lines[2]
     assert all(empty[m] == {"level": 0, "probabilities": [1.0, 0.0, 0.0]} for m in MECHANISMS)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["n"] == len(PAIRS)
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summary["n"] == len(PAIRS) and set(summary["columns"]) == {"E", "I", "X", "final"}
     sums = [sum(line[m]["level"] for line in lines) for m in MECHANISMS]
     assert [summary["sums"][m] for m in MECHANISMS] == sums
     assert summary["final_score"] == pytest.approx(sum(w * s * 1000 / len(PAIRS) for w, s in zip((0.2, 0.4, 0.4), sums)))
@@ -80,30 +80,55 @@ def test_score_writes_levels_probabilities_and_summary(tiny_model, tmp_path):
 
 
 def test_interrupted_scoring_resumes_without_redoing_finished_ids(tiny_model, tmp_path):
-    pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
+    from empeval.scoring import EmpevalScorer
+    from therapy_align.scoring import read_pairs, score_pairs
+
+    pairs_path = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
     out = tmp_path / "scores.jsonl"
-    # An interrupted run: two whole lines (one marked, to see it is kept, not recomputed) and a torn third.
-    marker = {m: {"level": 2, "probabilities": [0.0, 0.0, 1.0]} for m in MECHANISMS}
     part = tmp_path / "scores.jsonl.part"
-    part.write_text(json.dumps({"id": "b", **marker}) + "\n" + json.dumps({"id": "a", **marker}) + "\n" + '{"id": "c", "emo')
-    assert not out.exists()
-    result = score(tiny_model, pairs, out)
+
+    class Killed(Exception):
+        pass
+
+    class DiesAfterTwoPairs(EmpevalScorer):  # the real scorer, interrupted after its first chunk
+        calls = 0
+
+        def score(self, pairs):
+            self.calls += 1
+            if self.calls > 1:
+                raise Killed
+            return super().score(pairs)
+
+    with pytest.raises(Killed):
+        score_pairs(DiesAfterTwoPairs(tiny_model), read_pairs(pairs_path)[0], out, chunk_size=2)
+    assert not out.exists() and part.read_text().count("\n") == 2
+    kept = part.read_text()
+    with open(part, "a") as handle:
+        handle.write('{"id": "c", "emo')  # torn by the kill
+    result = score(tiny_model, pairs_path, out)
     assert result.exit_code == 0, result.output
-    lines = {json.loads(line)["id"]: json.loads(line) for line in out.read_text().splitlines()}
-    assert list(lines) == ["a", "b", "c", "d", "e"]
-    assert lines["a"] == {"id": "a", **marker} and lines["b"] == {"id": "b", **marker}
-    assert lines["c"]["emotional_reactions"]["level"] == 0  # the torn line was redone
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c", "d", "e"]
+    assert "\n".join(lines[:2]) + "\n" == kept  # the finished lines were reused, not recomputed
+    assert json.loads(lines[2])["emotional_reactions"]["level"] == 0  # the torn line was redone
     assert not part.exists()
+
+    changed = write_pairs(tmp_path / "pairs.jsonl", [dict(PAIRS[0], response="Another reply."), *PAIRS[1:]])
+    refused = score(tiny_model, changed, out)
+    assert refused.exit_code == 2 and "--force" in refused.output and "input" in refused.output
+    assert out.read_text().splitlines() == lines
+    forced = score(tiny_model, changed, out, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert out.read_text().splitlines()[1:] == lines[1:] and out.read_text().splitlines()[0] != lines[0]
 
 
 @pytest.mark.parametrize(
     "bad_line,expected",
     [
-        ("", "pairs.jsonl:3: blank line"),
         ('{"id": "x", "seeker": "hi"', "pairs.jsonl:3: invalid JSON"),
-        ('{"id": "x", "seeker": "hi"}', "pairs.jsonl:3: missing field(s) 'response'"),
-        ('{"id": "x", "seeker": "hi", "response": 3}', "pairs.jsonl:3: field 'response' must be a string"),
-        ('{"id": "a", "seeker": "hi", "response": "again"}', "pairs.jsonl:3: id 'a' repeats line 1"),
+        ('{"id": "x", "seeker": "hi"}', "pairs.jsonl:3: response: missing field"),
+        ('{"id": "x", "seeker": "hi", "response": 3}', "pairs.jsonl:3: response: must be a string"),
+        ('{"id": "a", "seeker": "hi", "response": "again"}', "pairs.jsonl:3: id: id 'a' repeats line 1"),
     ],
 )
 def test_bad_input_names_file_and_line(tiny_model, tmp_path, bad_line, expected):
@@ -113,7 +138,7 @@ def test_bad_input_names_file_and_line(tiny_model, tmp_path, bad_line, expected)
     result = score(tiny_model, pairs, tmp_path / "scores.jsonl")
     assert result.exit_code == 2
     assert expected in " ".join(result.output.split()), result.output
-    assert not (tmp_path / "scores.jsonl").exists()
+    assert not (tmp_path / "scores.jsonl").exists() and not (tmp_path / "scores.jsonl.part").exists()
 
 
 def test_lenient_skips_and_counts_bad_lines(tiny_model, tmp_path):
@@ -121,9 +146,16 @@ def test_lenient_skips_and_counts_bad_lines(tiny_model, tmp_path):
     pairs.write_text(json.dumps(PAIRS[0]) + "\n\nnot json\n" + json.dumps(PAIRS[1]) + "\n")
     result = score(tiny_model, pairs, tmp_path / "scores.jsonl", "--lenient")
     assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["n"] == 2 and summary["n_skipped"] == 2
-    assert [m.split(": ")[0].rsplit(":", 1)[1] for m in summary["skipped_lines"]] == ["2", "3"]
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summary["n"] == 2 and summary["n_skipped"] == 1  # the blank line is not an error
+    assert [m.split(":")[1] for m in summary["skipped_lines"]] == ["3"]
+
+
+def test_output_over_its_input_is_refused(tiny_model, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
+    result = score(tiny_model, pairs, pairs)
+    assert result.exit_code == 2 and "same path as an input" in result.output
+    assert pairs.read_text().count("seeker") == len(PAIRS)
 
 
 def test_python_api_and_trl_reward_function(tiny_model):

@@ -1,4 +1,5 @@
-"""Batched decoding with the tiny Llama-2: same tokens as one-at-a-time, deterministic, resumable."""
+"""Batched decoding with the tiny Llama-2 on the real inputs: same tokens as one-at-a-time,
+deterministic, resumable through the store, stale replies refused."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import pytest
 
 from tests.conftest import DATA_DIR
 from therapy_align.evaluation.generation import (
-    GenerationSettings,
-    InputFileError,
+    GenerationSpec,
     generate_batch,
     generate_file,
     prompt_ids,
     read_inputs,
-    read_outputs,
 )
+from therapy_align.store import StaleResultError, read_results
 from therapy_align.data.system_prompts import get_system_prompt
 
 INPUTS = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
@@ -52,7 +52,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny, records):
     system = get_system_prompt("new")
     prompts = [prompt_ids(tokenizer, system, r.text) for r in records]
     assert len({len(p) for p in prompts}) > 1  # padding really happens
-    settings = GenerationSettings(batch_size=len(prompts), max_new_tokens=10)
+    settings = GenerationSpec(batch_size=len(prompts), max_new_tokens=10)
     batched = generate_batch(model, tokenizer, prompts, settings)
     single = [generate_batch(model, tokenizer, [p], settings)[0] for p in prompts]
     assert batched == single
@@ -62,45 +62,61 @@ def test_batched_greedy_equals_one_at_a_time(tiny, records):
 def test_sampling_is_reproducible_under_a_seed(tiny, records):
     model, tokenizer = tiny
     prompts = [prompt_ids(tokenizer, None, r.text) for r in records[:3]]
-    settings = GenerationSettings(max_new_tokens=10, do_sample=True, temperature=1.0, top_p=0.95)
+    settings = GenerationSpec(max_new_tokens=10, do_sample=True, temperature=1.0, top_p=0.95)
     first = generate_batch(model, tokenizer, prompts, settings, seed=7)
     assert first == generate_batch(model, tokenizer, prompts, settings, seed=7)
     assert first != generate_batch(model, tokenizer, prompts, settings, seed=8)
 
 
-def _run(tiny, records, out, **kw):
+def test_reads_the_real_inputs_in_order_with_limit():
+    report = read_inputs(INPUTS, limit=5)
+    assert [r.id for r in report.records] == [f"rmh-000{i}" for i in range(5)]
+    assert all(r.text.strip() for r in report.records)
+    assert len(read_inputs(INPUTS).records) == 1000
+
+
+def _run(tiny, records, out, spec=GenerationSpec(batch_size=4, max_new_tokens=8), **kw):
     model, tokenizer = tiny
-    return generate_file(model, tokenizer, records, out, model_ref="tiny-base", prompt_name="standard",
-                         system_prompt=get_system_prompt("standard"),
-                         settings=GenerationSettings(batch_size=4, max_new_tokens=8), **kw)
+    return generate_file((model, tokenizer), records, out, model_ref="tiny-base", prompt_name="standard",
+                         system_prompt=get_system_prompt("standard"), spec=spec, **kw)
 
 
-def test_generate_file_lines_and_determinism(tiny, records, tmp_path):
+def test_generate_file_lines_in_input_order_whatever_the_batching(tiny, records, tmp_path):
     summary = _run(tiny, records, tmp_path / "a.jsonl")
-    _run(tiny, records, tmp_path / "b.jsonl")
-    lines = read_outputs(tmp_path / "a.jsonl")
+    _run(tiny, records, tmp_path / "b.jsonl", spec=GenerationSpec(batch_size=3, max_new_tokens=8, sort_by_length=False))
+    lines = read_results(tmp_path / "a.jsonl")
     assert summary.generated == len(records) == len(lines)
-    assert {r["id"] for r in lines} == {r.id for r in records}
+    assert [r["id"] for r in lines] == [r.id for r in records]  # sorted by length to batch, written in input order
     assert set(lines[0]) == {"id", "text", "prompt", "model", "response", "new_tokens"}
     assert all(0 < r["new_tokens"] <= 8 for r in lines)
-    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert read_results(tmp_path / "b.jsonl") == lines
 
 
 def test_rerun_skips_done_ids_and_repairs_a_torn_tail(tiny, records, tmp_path):
     out = tmp_path / "g.jsonl"
     _run(tiny, records[:2], out)
-    with open(out, "a") as handle:
-        handle.write('{"id": "rmh-0003", "text": "torn')
+    part = out.with_name(out.name + ".part")
+    out.rename(part)  # as if killed after two lines...
+    with open(part, "a") as handle:
+        handle.write('{"id": "rmh-0003", "text": "torn')  # ...in the middle of the third
     summary = _run(tiny, records, out)
     assert summary.already_done == 2 and summary.generated == 2 and summary.torn_bytes > 0
-    ids = [r["id"] for r in read_outputs(out)]
-    assert sorted(ids) == sorted(r.id for r in records) and len(ids) == len(set(ids))
-    again = _run(tiny, records, out)
-    assert again.generated == 0
+    ids = [r["id"] for r in read_results(out)]
+    assert ids == [r.id for r in records] and not part.exists()
+    assert _run(tiny, records, out).generated == 0
 
 
-def test_refuses_to_mix_prompts_in_one_file(tiny, records, tmp_path):
+def test_stale_replies_are_refused_then_redone_with_force(tiny, records, tmp_path):
     out = tmp_path / "g.jsonl"
-    out.write_text(json.dumps({"id": "x", "prompt": "new", "model": "tiny-base"}) + "\n")
-    with pytest.raises(InputFileError, match="choose another --out"):
-        _run(tiny, records[:1], out)
+    _run(tiny, records[:2], out)
+    before = read_results(out)
+    with pytest.raises(StaleResultError, match="settings"):
+        _run(tiny, records[:2], out, spec=GenerationSpec(batch_size=4, max_new_tokens=5))
+    assert read_results(out) == before  # a refused rerun leaves the finished file as it was
+    redone = _run(tiny, records[:2], out, spec=GenerationSpec(batch_size=4, max_new_tokens=5), force=True)
+    assert redone.generated == 2 and redone.dropped_stale == 2
+    assert all(r["new_tokens"] <= 5 for r in read_results(out))
+    model, tokenizer = tiny
+    with pytest.raises(StaleResultError, match="prompt"):
+        generate_file((model, tokenizer), records[:2], out, model_ref="tiny-base", prompt_name="new",
+                      system_prompt=get_system_prompt("new"), spec=GenerationSpec(batch_size=4, max_new_tokens=5))

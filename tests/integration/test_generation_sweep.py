@@ -31,6 +31,7 @@ def test_sweep_yaml_is_a_wandb_grid_over_registered_prompts():
     assert len(combos) == len(prompts)
     config = config_from_params(combos[3])  # exactly what `${args}` hands the recipe
     assert config.prompt == prompts[3] and config.limit == 1000 and config.model == "base"
+    assert config.generation.max_new_tokens == spec["parameters"]["generation.max_new_tokens"]["value"]
 
 
 def test_grid_expansion_rejects_what_it_cannot_run():
@@ -49,7 +50,7 @@ def test_offline_sweep_runs_every_prompt_and_ranks_them(tmp_path):
            "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "therapy_align.cli", "sweep", str(SWEEP_YAML), "--model", "tiny-base",
-         "--limit", "2", "--max-new-tokens", "6", "--out", str(out), "--empeval", str(evaluator)],
+         "--limit", "2", "--set", "generation.max_new_tokens=6", "--out", str(out), "--empeval", str(evaluator)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -64,5 +65,7 @@ def test_offline_sweep_runs_every_prompt_and_ranks_them(tmp_path):
     assert "best final score first" in (out / "sweep_table.md").read_text()
     assert len(list((out / "wandb").glob("offline-run-*"))) == len(prompts)
     assert "Prompt sweep on tiny-base" in result.stdout
+    assert "TINY MODEL" in (out / "sweep_table.md").read_text()
     for prompt in prompts:
         assert (out / prompt / "generations.jsonl").read_text().count("\n") == 2
+        assert (out / prompt / "scores-empeval.jsonl").read_text().count("\n") == 2

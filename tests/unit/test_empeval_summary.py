@@ -6,7 +6,7 @@ import pytest
 
 from empeval.evaluator import EmpathyScores
 from empeval.mechanisms import MECHANISMS, final_score, summarise_levels
-from empeval.scoring import score_file
+from empeval.scoring import EmpevalScorer, score_file
 
 TABLE_1 = [  # (model, prompt): Empathy, Interpretation, Exploration, Final
     (1090, 20, 16, 232.4),
@@ -45,9 +45,10 @@ def test_summary_json_applies_the_paper_formula_to_hand_made_levels(tmp_path):
     hand_made = {"a": (2, 0, 1), "b": (1, 1, 0), "c": (0, 2, 2), "d": (2, 0, 0)}
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"id": i, "seeker": "s", "response": r}) + "\n" for i, r in enumerate(hand_made)))
-    score_file(HandMadeLevels(hand_made), pairs, tmp_path / "scores.jsonl")
+    score_file(EmpevalScorer("hand-made", evaluator=HandMadeLevels(hand_made)), pairs, tmp_path / "scores.jsonl")
 
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summary["columns"] == {"E": 1250.0, "I": 750.0, "X": 750.0, "final": pytest.approx(850.0)}
     assert summary["n"] == 4
     assert summary["sums"] == {"emotional_reactions": 5, "interpretations": 3, "explorations": 3}
     assert summary["sums_per_1000"] == {"emotional_reactions": 1250.0, "interpretations": 750.0, "explorations": 750.0}

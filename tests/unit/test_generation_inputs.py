@@ -1,26 +1,27 @@
-"""Reading evaluation inputs, the output file's resume helpers, and the prompt registry."""
+"""Reading evaluation inputs, the generation spec, decoding helpers and the prompt registry
+(nothing but the package: no ../shared, no model)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.conftest import DATA_DIR
+from therapy_align.data.system_prompts import (
+    NEW,
+    PROMPT_TARGETS,
+    STANDARD,
+    SYSTEM_PROMPTS,
+    check_prompt,
+    get_system_prompt,
+)
+from therapy_align.errors import UserError
 from therapy_align.evaluation.generation import (
-    GenerationSettings,
+    GenerationSpec,
     InputFileError,
-    append_records,
     batch_seed,
     cut_at_eos,
     left_pad,
     read_inputs,
-    read_outputs,
-    repair_tail,
 )
-from therapy_align.data.system_prompts import NEW, PROMPT_TARGETS, STANDARD, SYSTEM_PROMPTS, get_system_prompt
-
-INPUTS = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
 
 
 def _write(tmp_path, lines):
@@ -29,49 +30,59 @@ def _write(tmp_path, lines):
     return path
 
 
-def test_reads_the_real_inputs_in_order_with_limit():
-    report = read_inputs(INPUTS, limit=5)
-    assert [r.id for r in report.records] == [f"rmh-000{i}" for i in range(5)]
-    assert all(r.text.strip() for r in report.records)
-    assert len(read_inputs(INPUTS).records) == 1000
+def test_reads_inputs_in_order_with_limit(tmp_path):
+    path = _write(tmp_path, [f'{{"id": "i{n}", "text": "post {n}", "source": "r"}}' for n in range(5)])
+    report = read_inputs(path, limit=3)
+    assert [(r.id, r.text, r.source) for r in report.records] == [("i0", "post 0", "r"), ("i1", "post 1", "r"),
+                                                                   ("i2", "post 2", "r")]
+    with pytest.raises(UserError, match="limit"):
+        read_inputs(path, limit=0)
 
 
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        ("", "blank line"),
         ("{not json", "invalid JSON"),
         ('["a list"]', "expected a JSON object"),
-        ('{"id": "x9"}', "missing 'text'"),
-        ('{"id": "x9", "text": "   "}', "non-empty string"),
-        ('{"text": "no id"}', "missing or empty 'id'"),
-        ('{"id": "a", "text": "again"}', "duplicate id"),
+        ('{"id": "x9"}', "text: missing field"),
+        ('{"id": "x9", "text": "   "}', "text: is blank"),
+        ('{"text": "no id"}', "id: missing field"),
+        ('{"id": " ", "text": "blank id"}', "id: is blank"),
+        ('{"id": "a", "text": "again"}', "repeats line 1"),
     ],
 )
-def test_bad_line_names_file_and_line(tmp_path, bad, reason):
+def test_bad_line_names_file_line_and_field(tmp_path, bad, reason):
     path = _write(tmp_path, ['{"id": "a", "text": "hello"}', bad, '{"id": "b", "text": "there"}'])
     with pytest.raises(InputFileError) as err:
         read_inputs(path)
     assert f"{path}:2:" in str(err.value) and reason in str(err.value)
 
 
-def test_lenient_skips_and_counts(tmp_path):
+def test_lenient_skips_and_reports_bad_lines_blank_lines_are_ignored(tmp_path):
     path = _write(tmp_path, ['{"id": "a", "text": "hello"}', "", "{oops", '{"id": "b", "text": "x"}', '{"id": "c"}'])
     report = read_inputs(path, lenient=True)
     assert [r.id for r in report.records] == ["a", "b"]
-    assert [n for n, _ in report.skipped] == [2, 3, 5]
+    assert [message.split(":")[1] for message in report.skipped] == ["3", "5"]
 
 
-def test_missing_inputs_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+def test_missing_and_empty_inputs_files(tmp_path):
+    with pytest.raises(InputFileError, match="no such file"):
         read_inputs(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(InputFileError, match="is empty"):
+        read_inputs(tmp_path / "empty.jsonl")
 
 
-def test_settings_are_validated():
-    with pytest.raises(ValueError):
-        GenerationSettings(batch_size=0)
-    with pytest.raises(ValueError):
-        GenerationSettings(do_sample=True, temperature=0)
+def test_spec_is_validated_and_its_identity_holds_only_what_changes_replies():
+    for bad in ({"batch_size": 0}, {"max_new_tokens": 0}, {"threads": -1}, {"do_sample": True, "temperature": 0}):
+        with pytest.raises(UserError):
+            GenerationSpec(**bad)
+    base = GenerationSpec()
+    assert GenerationSpec(batch_size=64, sort_by_length=False, threads=1, seed=5).identity() == base.identity()
+    assert GenerationSpec(max_new_tokens=8).identity() != base.identity()
+    sampled = GenerationSpec(do_sample=True, top_p=0.9)
+    assert sampled.identity() != GenerationSpec(do_sample=True, top_p=0.8).identity()
+    assert sampled.identity() != GenerationSpec(do_sample=True, top_p=0.9, seed=1).identity()
 
 
 def test_left_pad_puts_padding_on_the_left():
@@ -92,32 +103,6 @@ def test_batch_seed_is_a_function_of_seed_and_ids():
     assert batch_seed(0, ["a", "b"]) != batch_seed(0, ["ab"])
 
 
-def test_repair_tail_cuts_only_a_torn_last_line(tmp_path):
-    path = tmp_path / "out.jsonl"
-    append_records(path, [{"id": "a"}, {"id": "b"}])
-    whole = path.read_bytes()
-    assert repair_tail(path) == 0 and path.read_bytes() == whole
-    with open(path, "ab") as handle:
-        handle.write(b'{"id": "c", "resp')
-    assert repair_tail(path) == len(b'{"id": "c", "resp')
-    assert path.read_bytes() == whole
-    assert [r["id"] for r in read_outputs(path)] == ["a", "b"]
-
-
-def test_repair_tail_of_a_single_torn_line_empties_the_file(tmp_path):
-    path = tmp_path / "out.jsonl"
-    path.write_bytes(b'{"id": "a", "te')
-    repair_tail(path)
-    assert path.read_bytes() == b""
-
-
-def test_corrupt_whole_line_is_an_error_not_silently_dropped(tmp_path):
-    path = tmp_path / "out.jsonl"
-    path.write_text('{"id": "a"}\nnot json\n')
-    with pytest.raises(InputFileError, match=r":2:"):
-        read_outputs(path)
-
-
 def test_registry_keeps_the_papers_prompts_verbatim_and_has_ten_more_or_less():
     assert SYSTEM_PROMPTS["standard"] == STANDARD
     assert STANDARD.startswith("You are a helpful, respectful and honest assistant.")
@@ -132,18 +117,13 @@ def test_registry_keeps_the_papers_prompts_verbatim_and_has_ten_more_or_less():
 def test_unknown_prompt_lists_the_known_ones():
     with pytest.raises(KeyError) as err:
         get_system_prompt("no-such-prompt")
+    with pytest.raises(UserError) as user_err:
+        check_prompt("no-such-prompt")
     for name in ("standard", "new", "interpret_connect"):
-        assert name in err.value.args[0]
+        assert name in err.value.args[0] and name in str(user_err.value)
 
 
 def test_prompt_from_file(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("Be kind.\n")
-    assert get_system_prompt(str(path)) == "Be kind."
-
-
-def test_append_writes_whole_lines(tmp_path):
-    path = tmp_path / "o.jsonl"
-    append_records(path, [{"id": "x", "response": "line\nbreak"}])
-    assert path.read_text().count("\n") == 1
-    assert json.loads(path.read_text())["response"] == "line\nbreak"
+    assert get_system_prompt(str(path)) == check_prompt(str(path)) == "Be kind."

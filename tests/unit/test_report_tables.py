@@ -8,13 +8,32 @@ import io
 import pytest
 
 from empeval.mechanisms import final_score
-from therapy_align.evaluation.report import bar_chart, examples_markdown, pick_examples, sort_by_final, to_csv, to_markdown
-from therapy_align.evaluation.table1 import MODELS, PAPER_TABLE1, PROMPTS, Cell, clean_launcher_env, grid, paper_row, write_report
+from therapy_align.evaluation.report import (
+    bar_chart,
+    examples_markdown,
+    metric_columns,
+    pick_examples,
+    sort_by_final,
+    table_columns,
+    to_csv,
+    to_markdown,
+    write_report,
+)
+from therapy_align.evaluation.table1 import (
+    MODELS,
+    PAPER_TABLE1,
+    PROMPTS,
+    as_overrides,
+    cell_label,
+    clean_launcher_env,
+    grid,
+    named_values,
+    paper_row,
+)
 
 
 def _row(prompt, final, **kw):
-    return {"model": "m", "prompt": prompt, "n": 4, "empathy": 1.0, "interpretation": 2.0,
-            "exploration": 3.0, "final": final, **kw}
+    return {"model": "m", "prompt": prompt, "n": 4, "E": 1.0, "I": 2.0, "X": 3.0, "final": final, **kw}
 
 
 def test_paper_table_final_scores_follow_its_formula():
@@ -30,11 +49,13 @@ def test_paper_table_final_scores_follow_its_formula():
 
 
 def test_grid_has_the_six_cells_standard_rows_first():
-    cells = grid()
+    cells = grid({m: f"ref-{m}" for m in MODELS})
     assert len(cells) == 6 == len({c.slug for c in cells})
     assert [c.prompt for c in cells[:3]] == ["standard"] * 3
-    assert {(c.model, c.prompt) for c in cells} == {(m, p) for m in MODELS for p in PROMPTS}
-    assert Cell("annomi80", "new").label == "80% Model / New"
+    assert {(c.row, c.prompt, c.model) for c in cells} == {(m, p, f"ref-{m}") for m in MODELS for p in PROMPTS}
+    assert cell_label("annomi80", "new") == "80% Model / New"
+    assert paper_row("annomi80", "new").columns() == {"paper_E": 1488, "paper_I": 46, "paper_X": 266,
+                                                      "paper_final": 421.8}
 
 
 def test_sort_by_final_is_descending_and_stable():
@@ -43,51 +64,49 @@ def test_sort_by_final_is_descending_and_stable():
 
 
 def test_markdown_and_csv_hold_every_row_and_column():
-    rows = [_row("new", 10.25, paper_final=421.8), _row("standard", 5.0, paper_final=232.4)]
+    rows = [_row("new", 10.25, paper_final=421.8, judge_final=7.0), _row("standard", 5.0, paper_final=232.4)]
+    assert metric_columns(rows) == ["E", "I", "X", "final", "judge_final"]
+    assert table_columns(rows) == ["model", "prompt", "n", "E", "I", "X", "final", "judge_final", "paper_final"]
     md = to_markdown(rows)
-    assert md.count("\n") == 4 and "| Final |" in md and "10.2" in md and "421.8" in md
+    assert md.count("\n") == 4 and "| Final |" in md and "| judge_final |" in md and "10.2" in md and "421.8" in md
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["prompt"] for r in parsed] == ["new", "standard"]
     assert float(parsed[0]["final"]) == 10.25 and parsed[1]["paper_final"] == "232.4"
+    assert parsed[0]["judge_final"] == "7.0" and parsed[1]["judge_final"] == ""
 
 
 def test_markdown_escapes_pipes():
     assert "a\\|b" in to_markdown([_row("a|b", 1.0)])
 
 
-def test_bar_chart_writes_a_png(tmp_path):
-    path = bar_chart([_row("new", 4.0, paper_empathy=1, paper_interpretation=2, paper_exploration=3, paper_final=4),
+def test_bar_chart_writes_a_png_with_a_panel_per_column(tmp_path):
+    path = bar_chart([_row("new", 4.0, paper_E=1, paper_I=2, paper_X=3, paper_final=4, harm=1.0),
                       _row("standard", 2.0)], tmp_path / "c.png", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_examples_pick_the_same_inputs_first_and_show_levels():
+def test_examples_pick_the_same_inputs_first_and_show_every_scorer_line():
     records = [{"id": i, "text": f"post {i}", "response": f"reply {i}"} for i in ("c", "a", "b")]
-    scores = {"b": {"id": "b", "emotional_reactions": 2, "interpretations": 0, "explorations": 1,
-                    "explorations_probabilities": [0, 1, 0]}}
-    picked = pick_examples(records, scores, 2, ids=["b"])
+    lines = {"b": ["EMP-EVAL levels: E=2, I=0, X=1", "guards: ok"]}
+    picked = pick_examples(records, lines, 2, ids=["b"])
     assert [p["id"] for p in picked] == ["b", "a"]
-    assert "explorations_probabilities" not in picked[0]
     md = examples_markdown([("Cell", picked)])
-    assert "E=2, I=0, X=1" in md and "reply b" in md
+    assert "E=2, I=0, X=1" in md and "guards: ok" in md and "reply b" in md
 
 
-def test_write_report_files_and_flags(tmp_path):
-    rows = []
-    for cell in grid():
-        paper = paper_row(cell.model, cell.prompt)
-        rows.append({"model": cell.model, "prompt": cell.prompt, "model_ref": "tiny-base", "n": 4,
-                     "empathy": 500.0, "interpretation": 250.0, "exploration": 0.0, "final": 200.0,
-                     **{f"paper_{k}": getattr(paper, k) for k in ("empathy", "interpretation", "exploration", "final")}})
-    results = {"rows": rows, "n_inputs": 4, "inputs": "x.jsonl", "evaluator": "q", "quick_evaluator": True,
-               "model_refs": {"base": "tiny-base"}, "generation": {"max_new_tokens": 8}}
-    write_report(tmp_path, results, [("Base Model / Standard", [])], preset="tiny")
+def test_write_report_files_notes_and_every_column(tmp_path):
+    rows = [{"model": cell_label(m, p).split(" / ")[0], "prompt": p, "model_ref": "tiny-base", "n": 4, "E": 500.0,
+             "I": 250.0, "X": 0.0, "final": 200.0, "harm_per_1000": 3.0, **paper_row(m, p).columns()}
+            for p in PROMPTS for m in MODELS]
+    paths = write_report(tmp_path, rows, title="# T", notes=["**TINY MODEL**: machinery, not quality"],
+                         names={"chart": "table1.png"}, sections=[("Base Model / Standard", [])])
     table = (tmp_path / "table.md").read_text()
-    assert "QUICK EVALUATOR" in table and "TINY PRESET" in table and "Paper final" in table
-    assert table.count("| 80% Model |") == 2 and "421.8" in table
-    assert len(list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))) == 6
-    assert (tmp_path / "table1.png").stat().st_size > 1000
-    assert (tmp_path / "examples.md").is_file()
+    assert table.index("TINY MODEL") < table.index("| Model |")  # the note heads the table
+    assert "Paper final" in table and "harm_per_1000" in table and table.count("| 80% Model |") == 2
+    assert "421.8" in table and "![chart](table1.png)" in table
+    parsed = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
+    assert len(parsed) == 6 and parsed[0]["model_ref"] == "tiny-base" and parsed[0]["harm_per_1000"] == "3.0"
+    assert (tmp_path / "table1.png").stat().st_size > 1000 and paths["examples"].is_file()
 
 
 def test_sft_subprocess_does_not_inherit_launcher_rank():
@@ -96,22 +115,33 @@ def test_sft_subprocess_does_not_inherit_launcher_rank():
     assert clean_launcher_env(env) == {"PATH": "/bin", "HOME": "/root"}
 
 
-def test_a_cell_keeps_its_decoding_settings(tmp_path):
-    from therapy_align.evaluation.generation import GenerationSettings
-    from therapy_align.evaluation.table1 import _check_settings
+def test_typed_sections_become_overrides_only_for_what_they_set():
+    from dataclasses import dataclass, field
 
-    path = tmp_path / "cell" / "generation_settings.json"
-    _check_settings(path, GenerationSettings(max_new_tokens=8, batch_size=4))
-    _check_settings(path, GenerationSettings(max_new_tokens=8, batch_size=16))  # batch size is throughput only
-    with pytest.raises(ValueError, match="delete it to regenerate"):
-        _check_settings(path, GenerationSettings(max_new_tokens=9))
+    @dataclass(frozen=True, kw_only=True)
+    class Data:
+        extra_transcripts: tuple[str, ...] = ()
+        max_heldout_rows: int | None = None
+        lenient: bool = False
+
+    @dataclass(frozen=True, kw_only=True)
+    class Section:
+        max_steps: int | None = None
+        learning_rate: float | None = 0.5
+        data: Data = field(default_factory=Data)
+
+    assert as_overrides(Section()) == ["--learning_rate=0.5", "--data.lenient=false"]
+    assert as_overrides(Section(max_steps=6, data=Data(extra_transcripts=("a.txt", "b.txt"))), "train.") == [
+        "--train.max_steps=6", "--train.learning_rate=0.5", "--train.data.extra_transcripts=a.txt,b.txt",
+        "--train.data.lenient=false"]
 
 
-def test_done_ids_refuses_a_file_of_another_model(tmp_path):
-    from therapy_align.evaluation.generation import InputFileError, append_records, done_ids
+def test_named_values():
+    assert named_values(("grpo=runs/g", "human"), "x") == {"grpo": "runs/g", "human": "human"}
+    import pytest as _pytest
 
-    path = tmp_path / "g.jsonl"
-    append_records(path, [{"id": "a", "prompt": "new", "model": "runs/x"}])
-    assert done_ids(path, prompt_name="new", model_ref="runs/x") == {"a"}
-    with pytest.raises(InputFileError, match="choose another --out"):
-        done_ids(path, prompt_name="new", model_ref="runs/y")
+    from therapy_align.errors import UserError
+
+    for bad in (("a=1", "a=2"), ("=x",), ("a=",)):
+        with _pytest.raises(UserError):
+            named_values(bad, "x")

@@ -136,3 +136,17 @@ def get_system_prompt(name_or_file: str) -> str:
         f"unknown system prompt {name_or_file!r}: not a file, and not one of "
         f"{', '.join(sorted(SYSTEM_PROMPTS))}"
     )
+
+
+def check_prompt(name_or_file: str) -> str:
+    """:func:`get_system_prompt`, with a bad name as a UserError listing the known names."""
+    from therapy_align.errors import UserError
+
+    try:
+        return get_system_prompt(name_or_file)
+    except KeyError:
+        raise UserError(f"unknown system prompt {name_or_file!r}", field="prompt",
+                        fix=f"give a prompt file or one of {', '.join(SYSTEM_PROMPTS)}") from None
+    except UnicodeDecodeError as err:  # a prompt file that is not text
+        raise UserError(f"not UTF-8 text (byte {err.start})", file=name_or_file, field="prompt",
+                        fix="save the prompt file as UTF-8") from None

@@ -5,30 +5,39 @@ EMP-EVAL. Here every input becomes the single-turn Llama-2 chat prompt of §4
 (``<s>[INST] <<SYS>>…<</SYS>>\\n\\n{post} [/INST]``, rendered by the project's chat template) and
 the model continues after ``[/INST]``.
 
-* Batched: prompts are sorted by length, left-padded (decoder-only models continue from the
-  right edge) and decoded together with the KV cache.
+* :class:`GenerationSpec` is the one place the decoding knobs are declared; every config and
+  command that generates nests it (``--generation.max_new_tokens=...`` in recipes).
+* Batched: prompts are (by default) sorted by length, left-padded (decoder-only models continue
+  from the right edge) and decoded together with the KV cache; the output file is in input order.
 * Deterministic: greedy by default; with ``do_sample`` each batch is seeded from ``seed`` and the
   ids in it, so a resumed run samples the same way a fresh one would for the same batches.
-* Resumable: one JSON line per input, written a whole batch at a time (one ``write``, then
-  ``flush`` + ``fsync``). On restart the ids already in the file are skipped; a torn last line
-  (a kill mid-write) is cut off first. Each id therefore ends up in the file exactly once.
+* Resumable through :class:`~therapy_align.store.ResultStore`: one JSON line per input, a whole
+  batch at a time; each line is stamped with the model's identity, the system prompt and the
+  decoding settings, so a rerun reuses only what the same model, prompt and settings made from the
+  same text (else it refuses, or redoes it with ``force``). ``<out>`` appears when all are done.
 """
 
 from __future__ import annotations
 
-import json
+import gc
+import hashlib
 import os
+import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INPUT_FIELDS = ("id", "text")
+from therapy_align.errors import UserError
+from therapy_align.files import InputFileError, read_jsonl
+from therapy_align.store import ResultStore
 
+# Paper §2.2.2: 1,000 RSDD posts (here: 1,000 Reddit mental-health posts, ../shared/README.md).
+DEFAULT_INPUTS = "../shared/data/eval_inputs/reddit_mental_health_1000.jsonl"
 
-class InputFileError(ValueError):
-    """An inputs or outputs JSONL line that cannot be used; the message names file and line."""
+__all__ = ["DEFAULT_INPUTS", "GenerationSpec", "InputFileError", "InputRecord", "InputReport", "ModelCache",
+           "generate_batch", "generate_file", "model_identity", "read_inputs", "run_generation"]
 
 
 @dataclass(frozen=True)
@@ -41,157 +50,131 @@ class InputRecord:
 @dataclass(frozen=True)
 class InputReport:
     records: list[InputRecord]
-    skipped: list[tuple[int, str]]  # (line number, reason) of lines skipped under ``lenient``
-
-
-def _check_input_line(raw: str) -> tuple[InputRecord | None, str]:
-    if not raw.strip():
-        return None, "blank line"
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as err:
-        return None, f"invalid JSON ({err.msg} at column {err.colno})"
-    if not isinstance(obj, dict):
-        return None, f"expected a JSON object, got {type(obj).__name__}"
-    if "text" not in obj:
-        return None, "missing 'text'"
-    if not isinstance(obj["text"], str) or not obj["text"].strip():
-        return None, "'text' must be a non-empty string"
-    if "id" not in obj or not isinstance(obj["id"], (str, int)) or str(obj["id"]).strip() == "":
-        return None, "missing or empty 'id'"
-    source = obj.get("source")
-    return InputRecord(str(obj["id"]), obj["text"], None if source is None else str(source)), ""
+    skipped: list[str]  # messages (file:line: field: what) of lines skipped under ``lenient``
 
 
 def read_inputs(path: str | os.PathLike, *, lenient: bool = False, limit: int | None = None) -> InputReport:
     """The inputs of a ``{"id", "text", ...}`` JSONL file, in file order.
 
-    A blank line, invalid JSON, a missing/empty ``text`` or ``id``, or a repeated ``id`` raises
-    :class:`InputFileError` naming the file and line; with ``lenient`` such lines are skipped and
-    reported in ``InputReport.skipped``. ``limit`` keeps the first ``limit`` valid inputs.
+    Invalid JSON, a missing or blank ``text`` or ``id``, or a repeated ``id`` raises
+    :class:`~therapy_align.files.InputFileError` naming the file, line and field; with ``lenient``
+    such lines are skipped and reported. Blank lines are ignored. ``limit`` keeps the first
+    ``limit`` valid inputs.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"inputs file {path} does not exist")
-    records: list[InputRecord] = []
-    skipped: list[tuple[int, str]] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if limit is not None and len(records) >= limit:
-                break
-            record, reason = _check_input_line(raw)
-            if record is not None and record.id in seen:
-                record, reason = None, f"duplicate id {record.id!r}"
-            if record is None:
-                if not lenient:
-                    raise InputFileError(f"{path}:{number}: {reason} (use --lenient to skip bad lines)")
-                skipped.append((number, reason))
-                continue
-            seen.add(record.id)
-            records.append(record)
-    return InputReport(records, skipped)
+    if limit is not None and limit < 1:
+        raise UserError(f"must be at least 1, got {limit}", field="limit", fix="give a positive number of inputs")
+    records, skipped = read_jsonl(path, fields={"id": (str, int), "text": str}, optional={"source": str},
+                                  lenient=lenient, nonblank=("id", "text"))
+    chosen = records[:limit] if limit is not None else records
+    return InputReport([InputRecord(str(r["id"]), r["text"], r.get("source")) for r in chosen], skipped)
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    batch_size: int = 8
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
+@dataclass(frozen=True, kw_only=True)
+class GenerationSpec:
+    """How replies are decoded: the one declaration of the decoding knobs.
+
+    Nested as ``generation`` by every config that generates (``recipes/eval_paper.py``,
+    ``recipes/prompts.py``) and turned into options by ``therapy-align generate``. Only the fields
+    in :meth:`identity` change what is generated; the others are throughput.
+    """
+
+    batch_size: int = field(default=8, metadata={
+        "help": "prompts decoded together; halved on out-of-memory, so a large value finds the largest batch "
+                "that fits (throughput only)"})
+    max_new_tokens: int = field(default=256, metadata={
+        "help": "most tokens per reply (paper silent; its example answers run ~200 tokens, cut mid-sentence)"})
+    do_sample: bool = field(default=False, metadata={
+        "help": "sample instead of greedy decoding (paper silent: greedy, so tables are reproducible)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (with do_sample)"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (with do_sample)"})
+    seed: int = field(default=0, metadata={"help": "seed of the sampling RNG, per batch (with do_sample)"})
+    sort_by_length: bool = field(default=True, metadata={
+        "help": "batch prompts of similar length together (less padding; output order unchanged)"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads, 0 = torch's default (throughput only)"})
+    cache_implementation: str = field(default="dynamic", metadata={
+        "help": "KV cache: 'dynamic', or 'static' (preallocated; on CUDA transformers then compiles the decode "
+                "step, the first batch of each shape paying the compile) (throughput only)"})
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise UserError(f"must be >= 1, got {self.batch_size}", field="generation.batch_size")
         if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
+            raise UserError(f"must be >= 1, got {self.max_new_tokens}", field="generation.max_new_tokens")
+        if self.threads < 0:
+            raise UserError(f"must be >= 0, got {self.threads}", field="generation.threads")
+        if self.cache_implementation not in ("dynamic", "static"):
+            raise UserError(f"must be 'dynamic' or 'static', got {self.cache_implementation!r}",
+                            field="generation.cache_implementation")
         if self.do_sample and (self.temperature <= 0 or not 0 < self.top_p <= 1):
-            raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+            raise UserError("sampling needs temperature > 0 and 0 < top_p <= 1", field="generation")
+
+    def identity(self) -> dict[str, Any]:
+        """The knobs that change the replies (sampling ones only when sampling)."""
+        if not self.do_sample:
+            return {"max_new_tokens": self.max_new_tokens, "do_sample": False}
+        return {"max_new_tokens": self.max_new_tokens, "do_sample": True, "temperature": self.temperature,
+                "top_p": self.top_p, "seed": self.seed}
 
 
 # --------------------------------------------------------------------------------------------
-# Output file: whole lines, resumable
+# Model identity and loading
 # --------------------------------------------------------------------------------------------
 
 
-def repair_tail(path: str | os.PathLike) -> int:
-    """Cut a torn last line (no trailing newline, e.g. after a kill mid-write) off ``path``.
-
-    Returns the number of bytes removed (0 when the file is whole or absent).
-    """
-    path = Path(path)
-    if not path.is_file():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with path.open("rb+") as handle:
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return 0
-        # Walk back to the last newline; everything after it is the torn line.
-        block = 1 << 16
-        end = size
-        keep = 0
-        while end > 0:
-            start = max(0, end - block)
-            handle.seek(start)
-            chunk = handle.read(end - start)
-            index = chunk.rfind(b"\n")
-            if index >= 0:
-                keep = start + index + 1
-                break
-            end = start
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return size - keep
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
-def read_outputs(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The generation records of an output file (after :func:`repair_tail`), in file order."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise InputFileError(f"{path}:{number}: not a generation record ({err.msg})") from err
-            if not isinstance(obj, dict) or "id" not in obj:
-                raise InputFileError(f"{path}:{number}: not a generation record (no 'id')")
-            records.append(obj)
-    return records
+def model_identity(ref: str) -> dict[str, Any]:
+    """What a model reference stands for, for result stamps: the reference, plus for an SFT run a
+    hash of its adapter weights (a retrained run is another model), for a model directory its
+    config and weight-file sizes. Loads nothing."""
+    from therapy_align.training.models import classify_reference
+
+    kind, source = classify_reference(ref)
+    identity: dict[str, Any] = {"ref": ref, "kind": kind}
+    path = Path(source)
+    if kind == "run":
+        adapter = path / "adapter"
+        identity["adapter"] = {f.name: _file_digest(f) for f in sorted(adapter.iterdir())
+                               if f.is_file() and f.suffix in (".safetensors", ".bin", ".json")}
+    elif kind == "model":
+        identity["config"] = _file_digest(path / "config.json")
+        identity["weights"] = {f.name: f.stat().st_size for f in sorted(path.iterdir())
+                               if f.suffix in (".safetensors", ".bin")}
+    return identity
 
 
-def done_ids(out: str | os.PathLike, *, prompt_name: str, model_ref: str) -> set[str]:
-    """Ids already in ``out``; refuses a file made with another prompt or model."""
-    done = set()
-    for number, record in enumerate(read_outputs(out), start=1):
-        if record.get("prompt") != prompt_name or record.get("model") != model_ref:
-            raise InputFileError(
-                f"{out}:{number}: holds a generation for prompt {record.get('prompt')!r} and model "
-                f"{record.get('model')!r}, not {prompt_name!r} / {model_ref!r}; choose another --out"
-            )
-        done.add(str(record["id"]))
-    return done
+class ModelCache:
+    """Holds one loaded model at a time: :meth:`get` loads a reference on first use and drops the
+    previous model, so a grid that visits each model's cells together loads each model once."""
 
+    def __init__(self, loader: Callable[[str], tuple[Any, Any]] | None = None) -> None:
+        self._loader = loader
+        self._ref: str | None = None
+        self._loaded: tuple[Any, Any] | None = None
 
-def append_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
-    """Append whole lines in one write, then flush and fsync: a kill leaves at most a torn tail."""
-    payload = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    if not payload:
-        return
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    def get(self, ref: str) -> tuple[Any, Any]:
+        if self._ref != ref:
+            self.release()
+            loader = self._loader
+            if loader is None:
+                from therapy_align.training.models import load_model_for_inference as loader
+            self._loaded, self._ref = loader(ref), ref
+        return self._loaded
+
+    def put(self, ref: str, model_and_tokenizer: tuple[Any, Any]) -> None:
+        """Use an already loaded model for ``ref``."""
+        self.release()
+        self._ref, self._loaded = ref, model_and_tokenizer
+
+    def release(self) -> None:
+        self._ref = self._loaded = None
+        gc.collect()
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +191,32 @@ def prompt_ids(tokenizer, system_prompt: str | None, text: str) -> list[int]:
     return list(ids)
 
 
+def fit_prompt(tokenizer, system_prompt: str | None, text: str, limit: int | None) -> tuple[list[int], int]:
+    """:func:`prompt_ids` within ``limit`` tokens (the model's window less the reply's tokens): an
+    input too long has its text cut from the left, keeping the end nearest the question (issue 14).
+    Returns ``(ids, tokens of the text cut)``; a system prompt that alone leaves no room is an error."""
+    ids = prompt_ids(tokenizer, system_prompt, text)
+    if limit is None or len(ids) <= limit:
+        return ids, 0
+    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    keep = max(0, len(text_ids) - (len(ids) - limit))
+    while True:
+        ids = prompt_ids(tokenizer, system_prompt, tokenizer.decode(text_ids[len(text_ids) - keep:]) if keep else "")
+        if len(ids) <= limit:
+            return ids, len(text_ids) - keep
+        if keep == 0:
+            raise UserError(f"the system prompt and chat template alone take {len(ids)} tokens, over the "
+                            f"{limit} the model's window leaves beside max_new_tokens", field="generation.max_new_tokens",
+                            fix="give fewer --max-new-tokens or a shorter system prompt")
+        keep = max(0, keep - max(1, len(ids) - limit))
+
+
+def model_window(model) -> int | None:
+    """The model's context length (``max_position_embeddings``), or None when it does not say."""
+    config = getattr(model, "config", None)
+    return getattr(config, "max_position_embeddings", None) if config is not None else None
+
+
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int):
     """``input_ids`` and ``attention_mask`` tensors, left-padded to the longest sequence."""
     import torch
@@ -222,19 +231,21 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int):
     return ids, mask
 
 
-def _generation_config(model, tokenizer, settings: GenerationSettings):
+def _generation_config(tokenizer, spec: GenerationSpec):
     from transformers import GenerationConfig
 
     kwargs: dict[str, Any] = {
-        "max_new_tokens": settings.max_new_tokens,
-        "do_sample": settings.do_sample,
+        "max_new_tokens": spec.max_new_tokens,
+        "do_sample": spec.do_sample,
         "use_cache": True,
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.bos_token_id,
     }
-    if settings.do_sample:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+    if spec.do_sample:
+        kwargs.update(temperature=spec.temperature, top_p=spec.top_p, top_k=0)
+    if spec.cache_implementation == "static":
+        kwargs["cache_implementation"] = "static"
     return GenerationConfig(**kwargs)
 
 
@@ -255,29 +266,20 @@ def cut_at_eos(tokens: Sequence[int], eos_id: int | None, pad_id: int | None) ->
     return out
 
 
-def generate_batch(
-    model,
-    tokenizer,
-    prompts: Sequence[Sequence[int]],
-    settings: GenerationSettings,
-    *,
-    seed: int | None = None,
-) -> list[tuple[str, int]]:
+def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], spec: GenerationSpec, *,
+                   seed: int | None = None) -> list[tuple[str, int]]:
     """(response text, number of new tokens) for each prompt, decoded together."""
     import torch
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids, attention_mask = left_pad(prompts, pad_id)
     device = next(model.parameters()).device
-    config = _generation_config(model, tokenizer, settings)
-    if settings.do_sample:
-        torch.manual_seed(settings.seed if seed is None else seed)
+    config = _generation_config(tokenizer, spec)
+    if spec.do_sample:
+        torch.manual_seed(spec.seed if seed is None else seed)
     with torch.inference_mode():
-        output = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
-            generation_config=config,
-        )
+        output = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                                generation_config=config)
     new = output[:, input_ids.shape[1] :].tolist()
     results = []
     for row in new:
@@ -287,118 +289,147 @@ def generate_batch(
     return results
 
 
+# --------------------------------------------------------------------------------------------
+# Generation files
+# --------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class GenerationSummary:
     out: Path
     total: int  # inputs requested
-    already_done: int  # ids found in the file at start
+    already_done: int  # inputs found done at start
     generated: int  # lines written by this call
     new_tokens: int  # tokens generated by this call
     seconds: float
     torn_bytes: int  # bytes of a torn last line cut off at start
+    dropped_stale: int = 0  # stale lines dropped under force
+    truncated: int = 0  # inputs over the model's window, cut from the left (records: "input_tokens_cut")
+    batch_size: int = 0  # the batch size in the end (spec.batch_size, halved on each out-of-memory)
 
     @property
     def tokens_per_second(self) -> float:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def generation_store(out: str | os.PathLike, *, model_ref: str, system_prompt: str | None, spec: GenerationSpec,
+                     force: bool = False) -> ResultStore:
+    """The store of one generation file: stamped with model identity, system prompt and settings."""
+    return ResultStore(out, made_from={"model": model_identity(model_ref), "prompt": system_prompt or "",
+                                       "settings": spec.identity()}, force=force)
+
+
 def generate_file(
-    model,
-    tokenizer,
+    model_and_tokenizer: tuple[Any, Any] | Callable[[], tuple[Any, Any]],
     inputs: Sequence[InputRecord],
     out: str | os.PathLike,
     *,
     model_ref: str,
     prompt_name: str,
     system_prompt: str | None,
-    settings: GenerationSettings = GenerationSettings(),
-    on_batch: Callable[[int, int], None] | None = None,
+    spec: GenerationSpec = GenerationSpec(),
+    force: bool = False,
     on_start: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:
-    """Generate a response for every input not yet in ``out`` and append it there.
+    """Generate a reply for every input not yet done in ``out``; returns what was done.
 
-    ``on_start(already_done, total)`` is called once, ``on_batch(lines_written, tokens)`` after
-    each batch (progress bars). An existing ``out`` made with another prompt or model is refused
-    rather than silently mixed.
+    ``model_and_tokenizer`` may be a zero-argument callable: it is called only when something is
+    left to generate (a finished file loads no model). ``on_start(already_done, total)`` is called
+    once, ``on_batch(lines_written, tokens)`` after each batch (progress bars).
     """
-    import time
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torn = repair_tail(out)
-    done = done_ids(out, prompt_name=prompt_name, model_ref=model_ref)
-    pending = [record for record in inputs if record.id not in done]
+    store = generation_store(out, model_ref=model_ref, system_prompt=system_prompt, spec=spec, force=force)
+    todo = set(store.start({record.id: record.text for record in inputs}))
+    pending = [record for record in inputs if record.id in todo]
     if on_start is not None:
         on_start(len(inputs) - len(pending), len(inputs))
-
-    encoded = [(record, prompt_ids(tokenizer, system_prompt, record.text)) for record in pending]
-    # Longest first: batches of similar length waste little on padding, and an out-of-memory
-    # failure (if any) shows up in the first batch rather than the last.
-    encoded.sort(key=lambda pair: -len(pair[1]))
-
-    was_training = getattr(model, "training", False)
-    model.eval()
     start = time.perf_counter()
     written = tokens_total = 0
-    try:
-        for offset in range(0, len(encoded), settings.batch_size):
-            batch = encoded[offset : offset + settings.batch_size]
-            ids = [record.id for record, _ in batch]
-            results = generate_batch(
-                model, tokenizer, [p for _, p in batch], settings, seed=batch_seed(settings.seed, ids)
-            )
-            lines = [
-                {
-                    "id": record.id,
-                    "text": record.text,
-                    "prompt": prompt_name,
-                    "model": model_ref,
-                    "response": response,
-                    "new_tokens": count,
-                }
-                for (record, _), (response, count) in zip(batch, results, strict=True)
-            ]
-            append_records(out, lines)
-            written += len(lines)
-            batch_tokens = sum(count for _, count in results)
-            tokens_total += batch_tokens
-            if on_batch is not None:
-                on_batch(len(lines), batch_tokens)
-    finally:
-        if was_training:
-            model.train()
-    return GenerationSummary(
-        out=out,
-        total=len(inputs),
-        already_done=len(inputs) - len(pending),
-        generated=written,
-        new_tokens=tokens_total,
-        seconds=time.perf_counter() - start,
-        torn_bytes=torn,
-    )
+    size = spec.batch_size
+    cut: dict[str, int] = {}
+    if pending:
+        model, tokenizer = model_and_tokenizer() if callable(model_and_tokenizer) else model_and_tokenizer
+        if spec.threads:
+            import torch
+
+            torch.set_num_threads(spec.threads)
+        window = model_window(model)
+        limit = window - spec.max_new_tokens if window else None
+        fitted = {record.id: fit_prompt(tokenizer, system_prompt, record.text, limit) for record in pending}
+        cut = {record_id: n for record_id, (_, n) in fitted.items() if n}
+        encoded = [(record, fitted[record.id][0]) for record in pending]
+        if spec.sort_by_length:
+            # Longest first: batches of similar length waste little on padding, and an
+            # out-of-memory failure (if any) shows up in the first batch rather than the last.
+            encoded.sort(key=lambda pair: -len(pair[1]))
+        was_training = getattr(model, "training", False)
+        model.eval()
+        try:
+            offset = 0
+            while offset < len(encoded):
+                batch = encoded[offset : offset + size]
+                ids = [record.id for record, _ in batch]
+                try:
+                    results = generate_batch(model, tokenizer, [p for _, p in batch], spec,
+                                             seed=batch_seed(spec.seed, ids))
+                except Exception as err:  # the largest batch that fits: halve on out-of-memory, retry
+                    if size == 1 or not _is_out_of_memory(err):
+                        raise
+                    size = max(1, size // 2)
+                    _release_accelerator_memory()
+                    continue
+                offset += len(batch)
+                store.append({"id": record.id, "text": record.text, "prompt": prompt_name, "model": model_ref,
+                              "response": response, "new_tokens": count,
+                              **({"input_tokens_cut": cut[record.id]} if record.id in cut else {})}
+                             for (record, _), (response, count) in zip(batch, results, strict=True))
+                written += len(batch)
+                batch_tokens = sum(count for _, count in results)
+                tokens_total += batch_tokens
+                if on_batch is not None:
+                    on_batch(len(batch), batch_tokens)
+        finally:
+            if was_training:
+                model.train()
+    store.finish()
+    return GenerationSummary(out=Path(out), total=len(inputs), already_done=len(inputs) - len(pending),
+                             generated=written, new_tokens=tokens_total, seconds=time.perf_counter() - start,
+                             torn_bytes=store.repaired_bytes, dropped_stale=store.dropped_stale,
+                             truncated=len(cut), batch_size=size)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+
+
+def _release_accelerator_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def read_generations(out: str | os.PathLike, inputs: Sequence[InputRecord] | None = None) -> list[dict[str, Any]]:
+    """The records of a finished generation file (only those of ``inputs``, in their order, if given)."""
+    from therapy_align.store import read_results
+
+    records = read_results(out)
+    if inputs is None:
+        return records
+    by_id = {str(r["id"]): r for r in records}
+    return [by_id[record.id] for record in inputs if record.id in by_id]
 
 
 def progress_bar(console=None, transient: bool = False):
     """The rich progress bar every long stage uses (inputs done, rate, time left)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=transient,
-    )
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=transient)
 
 
 def run_generation(
@@ -408,27 +439,15 @@ def run_generation(
     system_prompt: str | None,
     inputs: Sequence[InputRecord],
     out: str | os.PathLike,
-    settings: GenerationSettings = GenerationSettings(),
+    spec: GenerationSpec = GenerationSpec(),
+    force: bool = False,
     console=None,
-    model_and_tokenizer: tuple[Any, Any] | None = None,
+    models: ModelCache | None = None,
     description: str | None = None,
 ) -> GenerationSummary:
-    """:func:`generate_file` with the model loaded from ``model_ref`` (unless given) and a rich
-    progress bar. Nothing is loaded when ``out`` already holds every input."""
-    import time
-
-    import dataclasses
-
-    out = Path(out)
-    torn = repair_tail(out)
-    done = done_ids(out, prompt_name=prompt_name, model_ref=model_ref)
-    if all(record.id in done for record in inputs):
-        return GenerationSummary(out, len(inputs), len(inputs), 0, 0, 0.0, torn)
-    if model_and_tokenizer is None:
-        from therapy_align.training.models import load_model_for_inference
-
-        model_and_tokenizer = load_model_for_inference(model_ref)
-    model, tokenizer = model_and_tokenizer
+    """:func:`generate_file` with a rich progress bar; the model comes from ``models`` (a
+    :class:`ModelCache`, loaded only if something is left to generate)."""
+    models = models or ModelCache()
     with progress_bar(console) as progress:
         task = progress.add_task(description or f"generate {model_ref} / {prompt_name}", total=len(inputs), rate="")
         started = time.perf_counter()
@@ -443,16 +462,6 @@ def run_generation(
             rate = tokens / max(time.perf_counter() - started, 1e-9)
             progress.update(task, advance=lines, rate=f"{rate:.0f} tok/s")
 
-        summary = generate_file(
-            model,
-            tokenizer,
-            inputs,
-            out,
-            model_ref=model_ref,
-            prompt_name=prompt_name,
-            system_prompt=system_prompt,
-            settings=settings,
-            on_batch=on_batch,
-            on_start=on_start,
-        )
-    return dataclasses.replace(summary, torn_bytes=summary.torn_bytes + torn)
+        return generate_file(lambda: models.get(model_ref), inputs, out, model_ref=model_ref,
+                             prompt_name=prompt_name, system_prompt=system_prompt, spec=spec, force=force,
+                             on_start=on_start, on_batch=on_batch)

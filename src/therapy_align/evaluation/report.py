@@ -1,10 +1,13 @@
-"""Reports of scored generations: Table-1-style tables (Markdown, CSV), a bar chart, examples.
+"""Reports of evaluated cells: tables (Markdown, CSV), a bar chart, examples.
 
-Used by ``recipes/eval_paper.py`` (the 3x2 grid beside the paper's Table 1) and by the prompt
-sweep (one row per prompt, sorted by final score). Rows are plain dicts so both can share it::
+One writer serves the Table-1 grid and the prompt sweep. Rows are plain dicts: a few identity
+keys and every metric column a cell's scorers returned, plus ``paper_<column>`` where the paper
+printed a figure for that cell::
 
-    {"model": "annomi80", "prompt": "new", "n": 32, "empathy": 1488.0, "interpretation": 46.0,
-     "exploration": 266.0, "final": 421.8, "paper_empathy": ..., "paper_final": ...}
+    {"model": "80% Model", "prompt": "New", "model_ref": "runs/x", "n": 32,
+     "E": 1488.0, "I": 46.0, "X": 266.0, "final": 421.8, "judge_final": ..., "paper_final": 421.8}
+
+Every metric column a row has appears in the table, the CSV and the chart (one panel each).
 """
 
 from __future__ import annotations
@@ -12,17 +15,20 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-METRICS: tuple[str, ...] = ("empathy", "interpretation", "exploration", "final")
-METRIC_LABELS: dict[str, str] = {
-    "empathy": "Empathy",
-    "interpretation": "Interpretation",
-    "exploration": "Exploration",
-    "final": "Final",
-}
+from therapy_align.files import atomic_write_text
+
+IDENTITY_COLUMNS = ("rank", "model", "prompt", "n")
+NOT_METRICS = {"rank", "model", "prompt", "n", "row", "model_ref", "label", "quick_evaluator"}
+HEADERS: dict[str, str] = {"E": "Empathy", "I": "Interpretation", "X": "Exploration", "final": "Final",
+                           "paper_E": "Paper E", "paper_I": "Paper I", "paper_X": "Paper X",
+                           "paper_final": "Paper final", "n": "n", "model": "Model", "prompt": "Prompt",
+                           "rank": "#"}
+TINY_NOTE = ("**TINY MODEL**: these rows come from the random-init ~4M-parameter Llama-2 (a few SFT steps at "
+             "most): the numbers show that the machinery runs, not the quality of any model.")
 
 
 def _fmt(value: Any) -> str:
@@ -33,17 +39,29 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def sort_by_final(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Best final score first; ties broken by name so the order is stable."""
-    return sorted(rows, key=lambda row: (-float(row["final"]), str(row.get("prompt", "")), str(row.get("model", ""))))
+def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every numeric column of the rows other than identity keys and ``paper_*``, first seen first."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key in NOT_METRICS or key.startswith(("paper_", "_")):
+                continue
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                seen.setdefault(key, None)
+    return list(seen)
 
 
 def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    columns = ["model", "prompt", "n", *METRICS]
-    if any("paper_final" in row for row in rows):
-        columns += [f"paper_{metric}" for metric in METRICS]
-    extra = [key for row in rows for key in row if key not in columns and not key.startswith("_")]
-    return columns + list(dict.fromkeys(extra))
+    """Identity columns, every metric column, and the paper's figures beside them."""
+    lead = [c for c in IDENTITY_COLUMNS if any(c in row for row in rows)]
+    metrics = metric_columns(rows)
+    paper = [f"paper_{m}" for m in metrics if any(row.get(f"paper_{m}") not in (None, "") for row in rows)]
+    return lead + metrics + paper
+
+
+def sort_by_final(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best final score first; ties broken by name so the order is stable."""
+    return sorted(rows, key=lambda row: (-float(row["final"]), str(row.get("prompt", "")), str(row.get("model", ""))))
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -56,26 +74,21 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None)
     return buffer.getvalue()
 
 
-def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, headers: dict[str, str] | None = None) -> str:
+def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+                headers: dict[str, str] | None = None) -> str:
     columns = list(columns or table_columns(rows))
-    headers = headers or {}
-    names = [headers.get(c, METRIC_LABELS.get(c, c.replace("_", " ").capitalize())) for c in columns]
+    headers = {**HEADERS, **(headers or {})}
+    names = [headers.get(c, c) for c in columns]  # scorers name their columns as reports show them
     lines = ["| " + " | ".join(names) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(c)).replace("|", "\\|") for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(
-    rows: Sequence[dict[str, Any]],
-    path: str | os.PathLike,
-    *,
-    title: str,
-    label_key=lambda row: f"{row['model']} / {row['prompt']}",
-    with_paper: bool = True,
-) -> Path:
-    """Grouped bars: E, I, X (per 1,000 inputs) and the final score for each row; the paper's
-    figures as hatched bars beside them where rows carry ``paper_*`` values."""
+def bar_chart(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str,
+              label_key=lambda row: f"{row['model']} / {row['prompt']}", columns: Sequence[str] | None = None) -> Path:
+    """One panel of horizontal bars per metric column; the paper's figures as hatched bars beside
+    them where rows carry ``paper_<column>``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,34 +96,44 @@ def bar_chart(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(columns or metric_columns(rows))
     labels = [label_key(row) for row in rows]
-    paper = with_paper and any(row.get("paper_final") not in (None, "") for row in rows)
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 1.2 + 0.45 * max(4, len(rows))), sharey=True)
-    height = 0.38 if paper else 0.7
-    for axis, metric in zip(axes, METRICS, strict=True):
-        positions = range(len(rows))
-        ours = [float(row[metric]) for row in rows]
+    per_line = min(4, len(columns))
+    lines = -(-len(columns) // per_line)
+    fig, axes = plt.subplots(lines, per_line, figsize=(4.2 * per_line, lines * (1.2 + 0.45 * max(4, len(rows)))),
+                             sharey=True, squeeze=False)
+    any_paper = False
+    for axis, column in zip(axes.flat, columns):
+        paper = any(row.get(f"paper_{column}") not in (None, "") for row in rows)
+        any_paper |= paper
+        height = 0.38 if paper else 0.7
+        positions = list(range(len(rows)))
+        ours = [float(row.get(column) or 0.0) for row in rows]
         axis.barh([p - (height / 2 if paper else 0) for p in positions], ours, height, label="this run", color="#3b7dd8")
         if paper:
-            theirs = [float(row.get(f"paper_{metric}") or 0.0) for row in rows]
-            axis.barh([p + height / 2 for p in positions], theirs, height, label="paper Table 1", color="#bbbbbb", hatch="//")
-        axis.set_title(METRIC_LABELS[metric] + ("" if metric == "final" else " (sum per 1,000)"))
-        axis.set_yticks(list(positions))
+            theirs = [float(row.get(f"paper_{column}") or 0.0) for row in rows]
+            axis.barh([p + height / 2 for p in positions], theirs, height, label="paper Table 1", color="#bbbbbb",
+                      hatch="//")
+        name = HEADERS.get(column, column)
+        axis.set_title(name + (" (sum per 1,000)" if column in ("E", "I", "X") else ""))
+        axis.set_yticks(positions)
         axis.set_yticklabels(labels)
         axis.grid(axis="x", alpha=0.3)
-    axes[0].invert_yaxis()  # first row on top (the y axis is shared: invert once)
-    handles, names = axes[0].get_legend_handles_labels()
-    if paper:
+    for axis in list(axes.flat)[len(columns):]:
+        axis.set_visible(False)
+    axes[0][0].invert_yaxis()  # first row on top (the y axis is shared: invert once)
+    if any_paper:
+        handles, names = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=2, fontsize="small", frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06 if paper else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 if any_paper else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
 def examples_markdown(sections: Sequence[tuple[str, Sequence[dict[str, Any]]]], max_chars: int = 700) -> str:
-    """Example responses per cell: ``sections`` is ``[(title, [generation record + levels]), ...]``."""
+    """Example replies per cell: ``sections`` is ``[(title, [{id, text, response, scores: [line]}])]``."""
     out = ["# Example responses\n"]
     for title, records in sections:
         out.append(f"## {title}\n")
@@ -118,35 +141,60 @@ def examples_markdown(sections: Sequence[tuple[str, Sequence[dict[str, Any]]]], 
             text = record["text"] if len(record["text"]) <= max_chars else record["text"][:max_chars] + " …"
             response = record.get("response", "")
             response = response if len(response) <= max_chars else response[:max_chars] + " …"
-            levels = ", ".join(
-                f"{short}={record[key]}"
-                for key, short in (("emotional_reactions", "E"), ("interpretations", "I"), ("explorations", "X"))
-                if key in record
-            )
             out.append(f"**{record['id']}** — client: {text}\n")
             out.append(f"> {response or '(empty response)'}\n")
-            if levels:
-                out.append(f"EMP-EVAL levels: {levels}\n")
+            out.extend(f"{line}\n" for line in record.get("scores", ()) if line)
         out.append("")
     return "\n".join(out)
 
 
-def pick_examples(records: Sequence[dict[str, Any]], scores: dict[str, dict[str, Any]], k: int, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """``k`` records (those in ``ids`` first, e.g. the same inputs for every cell), with levels."""
+def pick_examples(records: Sequence[dict[str, Any]], score_lines: dict[str, list[str]], k: int,
+                  ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``k`` records (those in ``ids`` first, e.g. the same inputs for every cell), each with the
+    one-line descriptions of its scores (``score_lines[id]``)."""
     by_id = {str(r["id"]): r for r in records}
     chosen = [i for i in (ids or []) if i in by_id][:k]
-    for record in sorted(by_id):
+    for record_id in sorted(by_id):
         if len(chosen) >= k:
             break
-        if record not in chosen:
-            chosen.append(record)
-    return [{**by_id[i], **{k2: v for k2, v in scores.get(i, {}).items() if not k2.endswith("probabilities")}} for i in chosen]
+        if record_id not in chosen:
+            chosen.append(record_id)
+    return [{**by_id[i], "scores": score_lines.get(i, [])} for i in chosen]
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+def is_tiny_reference(ref: str) -> bool:
+    """Whether a model reference is (or was trained from) the random-init tiny model."""
+    from therapy_align.training.models import TINY_BASE_DIR, read_run_config, run_base_model
+
+    if ref in ("tiny-base", TINY_BASE_DIR) or "tiny-llama" in ref:
+        return True
+    if Path(ref, "config.json").is_file():
+        try:
+            return "tiny" in str(run_base_model(read_run_config(ref)) or "")
+        except ValueError:
+            return False
+    return False
+
+
+def write_report(report_dir: str | os.PathLike, rows: Sequence[dict[str, Any]], *, title: str,
+                 notes: Iterable[str], names: dict[str, str] | None = None, chart_title: str = "",
+                 label_key=lambda row: f"{row['model']} / {row['prompt']}",
+                 sections: Sequence[tuple[str, Sequence[dict[str, Any]]]] | None = None,
+                 csv_extra: Sequence[str] = ("model_ref",)) -> dict[str, Path]:
+    """table.md (title, notes, table, chart), table.csv, the chart and examples.md (if
+    ``sections``) in ``report_dir``; ``names`` renames the files (keys table_md, table_csv, chart,
+    examples). Returns the paths written."""
+    report_dir = Path(report_dir)
+    names = {"table_md": "table.md", "table_csv": "table.csv", "chart": "chart.png", "examples": "examples.md",
+             **(names or {})}
+    columns = table_columns(rows)
+    paths = {key: report_dir / name for key, name in names.items()}
+    atomic_write_text(paths["table_md"], f"{title}\n\n" + "\n".join(f"- {note}" for note in notes) + "\n\n"
+                      + to_markdown(rows, columns) + f"\n![chart]({names['chart']})\n")
+    atomic_write_text(paths["table_csv"], to_csv(rows, columns + [c for c in csv_extra if c not in columns]))
+    bar_chart(rows, paths["chart"], title=chart_title or title.lstrip("# "), label_key=label_key)
+    if sections is not None:
+        atomic_write_text(paths["examples"], examples_markdown(sections))
+    else:
+        paths.pop("examples")
+    return paths

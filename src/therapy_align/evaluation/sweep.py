@@ -1,14 +1,15 @@
 """The system-prompt sweep (paper §4: "We tried 10 different prompts ... We picked the top one").
 
-One *prompt run* = generate a response to each evaluation input under one system prompt, score
-the responses with EMP-EVAL, log the per-1,000 sums and the final score to wandb. It is what
+One *prompt run* = one cell of the cell evaluator (:mod:`therapy_align.evaluation.cell`): generate
+a response to each evaluation input under one system prompt, score the responses with the chosen
+scorers (EMP-EVAL by default), log every column and ``final_score`` to wandb. It is what
 ``recipes/prompts.py`` does for one ``--prompt=...`` (the program a ``wandb agent`` runs for
 ``wandb/sweep_prompts.yaml``), and what ``therapy-align sweep`` does for every prompt of that
 YAML's grid locally, each run logged to wandb offline, followed by a table sorted by final score.
 
 Layout of a sweep directory (default ``runs/sweep-<model>``)::
 
-    <prompt>/generations.jsonl, scores.jsonl, summary.json    one prompt run (resumable, reused)
+    <prompt>/generations.jsonl, scores-<scorer>.jsonl, summary.json   one prompt run (resumable)
     sweep_table.md, sweep_table.csv, sweep.png                 all runs, best final score first
     wandb/                                                     offline wandb runs
 """
@@ -19,19 +20,21 @@ import dataclasses
 import itertools
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_INPUTS = "../shared/data/eval_inputs/reddit_mental_health_1000.jsonl"
+from therapy_align.errors import UserError
+from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec
+
 WANDB_PROJECT = "therapy-align-prompts"
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep YAML the local runner cannot run, or a bad parameter in it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PromptRunConfig:
     """One run of the prompt sweep; every field is a ``--key=value`` of ``recipes/prompts.py``."""
 
@@ -39,18 +42,14 @@ class PromptRunConfig:
     model: str = "base"  # paper §2.2.1: meta-llama/Llama-2-7b-chat-hf, "Pretrained"
     inputs: str = DEFAULT_INPUTS  # paper §2.2.2: 1,000 RSDD posts (here: Reddit mental-health posts)
     limit: int | None = None  # None = all 1,000 inputs, as in the paper
-    batch_size: int = 8  # prompts decoded together (throughput only)
-    max_new_tokens: int = 256  # the paper's example answers run to ~200 tokens and are cut off
-    do_sample: bool = False  # greedy: the paper does not state decoding settings; greedy is reproducible
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
+    generation: GenerationSpec = field(default_factory=GenerationSpec)  # paper silent: greedy
+    scorers: tuple[str, ...] = ("empeval",)  # the first column named "final" ranks the prompts
     empeval: str = "artifacts/empeval"  # paper §2.2.3: EMP-EVAL trained on its own (EPITOME) data
     quick_empeval: bool = True  # no trained evaluator -> train a quick smoke one (flagged in reports)
     out: str = ""  # sweep directory; "" = runs/sweep-<model>
     wandb_mode: str = "offline"  # "online" under a wandb agent with an account
     lenient: bool = False  # skip bad input lines instead of failing
-    threads: int = 0  # torch CPU threads, 0 = torch's default
+    force: bool = False  # recompute stored results made from other inputs, models or settings
 
 
 def model_slug(model: str) -> str:
@@ -59,19 +58,6 @@ def model_slug(model: str) -> str:
 
 def sweep_dir(config: PromptRunConfig) -> Path:
     return Path(config.out) if config.out else Path("runs") / f"sweep-{model_slug(config.model)}"
-
-
-def generation_settings(config: PromptRunConfig):
-    from therapy_align.evaluation.generation import GenerationSettings
-
-    return GenerationSettings(
-        batch_size=config.batch_size,
-        max_new_tokens=config.max_new_tokens,
-        do_sample=config.do_sample,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        seed=config.seed,
-    )
 
 
 def prompt_listing():
@@ -89,75 +75,33 @@ def prompt_listing():
     return table
 
 
-def check_prompt(name: str) -> str:
-    from therapy_align.data.system_prompts import SYSTEM_PROMPTS, get_system_prompt
+def make_run_scorers(config: PromptRunConfig, console=None):
+    from therapy_align.evaluation.scorers import ScorerContext, make_scorers
 
-    try:
-        return get_system_prompt(name)
-    except KeyError:
-        raise SweepError(f"unknown system prompt {name!r}; known: {', '.join(SYSTEM_PROMPTS)}") from None
+    context = ScorerContext(work_dir=sweep_dir(config), artifacts={"empeval": config.empeval},
+                            allow_quick=config.quick_empeval, console=console)
+    return make_scorers(config.scorers, context)
 
 
-def run_prompt(
-    config: PromptRunConfig,
-    *,
-    model_and_tokenizer=None,
-    evaluator=None,
-    evaluator_choice=None,
-    console=None,
-    wandb_run=None,
-) -> dict[str, Any]:
-    """Generate + score one prompt; returns the result row and logs it to ``wandb_run`` if given."""
-    from therapy_align.evaluation.empathy_scoring import ensure_evaluator, score_generations
-    from therapy_align.evaluation.generation import read_inputs, run_generation
+def run_prompt(config: PromptRunConfig, *, models=None, scorers=None, console=None, wandb_run=None) -> dict[str, Any]:
+    """Generate + score one prompt (one cell, ``<sweep dir>/<prompt>/``); returns the result row
+    and logs its columns (and ``final_score``) to ``wandb_run`` if given."""
+    from therapy_align.data.system_prompts import check_prompt
+    from therapy_align.evaluation.cell import CellSpec, evaluate_cell
+    from therapy_align.evaluation.generation import read_inputs
 
     if config.prompt is None:
-        raise SweepError("no --prompt given")
+        raise SweepError("no prompt given", field="prompt", fix="pass --prompt=<name>")
     system_prompt = check_prompt(config.prompt)
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
-    root = sweep_dir(config)
-    cell_dir = root / config.prompt
+    scorers = scorers if scorers is not None else make_run_scorers(config, console)
     report = read_inputs(config.inputs, lenient=config.lenient, limit=config.limit)
-    summary = run_generation(
-        model_ref=config.model,
-        prompt_name=config.prompt,
-        system_prompt=system_prompt,
-        inputs=report.records,
-        out=cell_dir / "generations.jsonl",
-        settings=generation_settings(config),
-        console=console,
-        model_and_tokenizer=model_and_tokenizer,
-        description=f"{config.prompt}",
-    )
-    if evaluator_choice is None:
-        evaluator_choice = ensure_evaluator(config.empeval, root / "empeval-quick", allow_quick=config.quick_empeval)
-    score = score_generations(cell_dir / "generations.jsonl", evaluator_choice, evaluator=evaluator,
-                              ids={r.id for r in report.records})
-    row = {
-        "prompt": config.prompt,
-        "model": config.model,
-        "n": score.n,
-        "empathy": score.empathy,
-        "interpretation": score.interpretation,
-        "exploration": score.exploration,
-        "final": score.final,
-        "quick_evaluator": score.quick_evaluator,
-    }
+    spec = CellSpec(row=model_slug(config.model), prompt=config.prompt, model=config.model, label=config.prompt)
+    cell = evaluate_cell(spec, sweep_dir(config) / config.prompt, inputs=report.records, generation=config.generation,
+                         scorers=scorers, system_prompt=system_prompt, models=models, force=config.force,
+                         console=console)
+    row = {"prompt": config.prompt, "model": config.model, "n": cell.n, **cell.metrics}
     if wandb_run is not None:
-        wandb_run.log(
-            {
-                "final_score": score.final,
-                "empathy": score.empathy,
-                "interpretation": score.interpretation,
-                "exploration": score.exploration,
-                "n_inputs": score.n,
-                "tokens_per_second": summary.tokens_per_second,
-            }
-        )
-        wandb_run.summary["quick_evaluator"] = score.quick_evaluator
+        wandb_run.log({"final_score": cell.metrics.get("final"), "n_inputs": cell.n, **cell.metrics})
     return row
 
 
@@ -190,10 +134,13 @@ def load_sweep_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"sweep config {path} does not exist")
-    spec = yaml.safe_load(path.read_text())
+        raise SweepError("no such sweep config", file=path, fix="give a wandb sweep YAML, e.g. wandb/sweep_prompts.yaml")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise SweepError(f"not readable YAML ({str(err).splitlines()[0]})", file=path) from None
     if not isinstance(spec, dict) or not isinstance(spec.get("parameters"), dict):
-        raise SweepError(f"{path}: not a wandb sweep config (no 'parameters' mapping)")
+        raise SweepError("not a wandb sweep config (no 'parameters' mapping)", file=path)
     return spec
 
 
@@ -201,19 +148,19 @@ def expand_grid(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Every combination of a grid sweep's parameters, in YAML order (``values`` and ``value``)."""
     method = spec.get("method", "grid")
     if method != "grid":
-        raise SweepError(f"the local runner runs grid sweeps only (method: {method})")
+        raise SweepError(f"the local runner runs grid sweeps only (method: {method})", field="method")
     names, choices = [], []
     for name, param in spec["parameters"].items():
         if not isinstance(param, dict):
-            raise SweepError(f"parameter {name!r}: expected a mapping with 'values' or 'value'")
+            raise SweepError("expected a mapping with 'values' or 'value'", field=f"parameters.{name}")
         if "values" in param:
             values = list(param["values"])
             if not values:
-                raise SweepError(f"parameter {name!r} has no values")
+                raise SweepError("has no values", field=f"parameters.{name}")
         elif "value" in param:
             values = [param["value"]]
         else:
-            raise SweepError(f"parameter {name!r}: only 'values'/'value' can run locally (got {sorted(param)})")
+            raise SweepError(f"only 'values'/'value' can run locally (got {sorted(param)})", field=f"parameters.{name}")
         names.append(name)
         choices.append(values)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
@@ -238,21 +185,18 @@ def _arg(value: Any) -> str:
     return str(value)
 
 
-def run_local_sweep(
-    path: str | os.PathLike,
-    *,
-    overrides: dict[str, Any] | None = None,
-    out: str | os.PathLike | None = None,
-    console=None,
-) -> list[dict[str, Any]]:
+def run_local_sweep(path: str | os.PathLike, *, overrides: dict[str, Any] | None = None,
+                    out: str | os.PathLike | None = None, console=None) -> list[dict[str, Any]]:
     """Run every combination of the sweep YAML here, one offline wandb run each; print and save
-    the results sorted by final score. ``overrides`` (e.g. model, limit) win over the YAML."""
+    the results sorted by final score. ``overrides`` (dotted keys, e.g. ``model``, ``limit``,
+    ``generation.max_new_tokens``) win over the YAML."""
     from rich.console import Console
     from rich.table import Table
 
-    from therapy_align.evaluation.empathy_scoring import ensure_evaluator
+    from therapy_align.data.system_prompts import check_prompt
+    from therapy_align.evaluation.generation import ModelCache
+    from therapy_align.evaluation.report import TINY_NOTE, is_tiny_reference, metric_columns, sort_by_final, write_report
     from therapy_align.training.models import classify_reference
-    from therapy_align.evaluation.report import bar_chart, sort_by_final, to_csv, to_markdown, write_text
 
     console = console or Console()
     spec = load_sweep_yaml(path)
@@ -265,78 +209,45 @@ def run_local_sweep(
         classify_reference(config.model)
     roots = {sweep_dir(c) for c in configs}
     if len(roots) != 1:
-        raise SweepError(f"a local sweep writes one directory; the grid spans {sorted(map(str, roots))}")
+        raise SweepError(f"a local sweep writes one directory; the grid spans {sorted(map(str, roots))}", field="out")
     (root,) = roots
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_MODE", "offline")
     console.print(f"[bold]prompt sweep[/] {path}: {len(configs)} runs -> {root}")
 
     first = configs[0]
-    loaded: dict[str, Any] = {}
-    if not all(_complete(config) for config in configs):  # a model that cannot load fails before training anything
-        from therapy_align.training.models import load_model_for_inference
-
-        loaded[first.model] = load_model_for_inference(first.model)
-    evaluator_choice = ensure_evaluator(first.empeval, root / "empeval-quick", allow_quick=first.quick_empeval)
-    if evaluator_choice.quick:
-        console.print(f"[yellow]EMP-EVAL:[/] {evaluator_choice.describe()}")
-    import empeval
-
-    evaluator = empeval.load(evaluator_choice.path)
+    scorers = make_run_scorers(first, console)
+    models = ModelCache()
     rows = []
     group = f"sweep-{Path(path).stem}-{root.name}"
     for config in configs:
-        model_and_tokenizer = loaded.get(config.model)
-        if model_and_tokenizer is None and not _complete(config):
-            from therapy_align.training.models import load_model_for_inference
-
-            model_and_tokenizer = loaded[config.model] = load_model_for_inference(config.model)
         run = init_wandb(config, group=group)
         try:
-            row = run_prompt(
-                config,
-                model_and_tokenizer=model_and_tokenizer,
-                evaluator=evaluator,
-                evaluator_choice=evaluator_choice,
-                console=console,
-                wandb_run=run,
-            )
+            rows.append(run_prompt(config, models=models, scorers=scorers, console=console, wandb_run=run))
         finally:
             run.finish()
-        rows.append(row)
+    models.release()
 
     ranked = sort_by_final(rows)
     for rank, row in enumerate(ranked, start=1):
         row["rank"] = rank
-    columns = ["rank", "prompt", "model", "n", "empathy", "interpretation", "exploration", "final"]
-    note = ""
-    if evaluator_choice.quick:
-        note = f"\n> EMP-EVAL: {evaluator_choice.describe()}\n"
-    write_text(root / "sweep_table.md", f"# Prompt sweep ({path}), best final score first\n\n"
-               + to_markdown(ranked, columns) + note)
-    write_text(root / "sweep_table.csv", to_csv(ranked, columns + ["quick_evaluator"]))
-    bar_chart(ranked, root / "sweep.png", title=f"Prompt sweep: {first.model}, {ranked[0]['n']} inputs",
-              label_key=lambda row: row["prompt"], with_paper=False)
+    notes = [note for scorer in scorers for note in getattr(scorer, "notes", ())]
+    if any(is_tiny_reference(c.model) for c in configs):
+        notes.insert(0, TINY_NOTE)
+    notes.append("E, I, X: sums of EMP-EVAL levels per 1,000 inputs; final = 0.2 E + 0.4 I + 0.4 X (Table 1).")
+    paths = write_report(root, ranked, title=f"# Prompt sweep ({path}), best final score first", notes=notes,
+                         names={"table_md": "sweep_table.md", "table_csv": "sweep_table.csv", "chart": "sweep.png"},
+                         chart_title=f"Prompt sweep: {first.model}, {ranked[0]['n']} inputs",
+                         label_key=lambda row: row["prompt"], csv_extra=())
 
     table = Table(title=f"Prompt sweep on {first.model} (n={ranked[0]['n']} inputs), best final score first",
                   caption="E, I, X: sums of EMP-EVAL levels per 1,000 inputs; final = 0.2 E + 0.4 I + 0.4 X")
-    short = {"rank": "#", "prompt": "prompt", "empathy": "E", "interpretation": "I", "exploration": "X", "final": "final"}
-    for column in short:
-        table.add_column(short[column], justify="left" if column == "prompt" else "right", no_wrap=True)
+    shown = ["rank", "prompt", *metric_columns(ranked)]
+    for column in shown:
+        table.add_column("#" if column == "rank" else column, justify="left" if column == "prompt" else "right",
+                         no_wrap=True)
     for row in ranked:
-        table.add_row(*(f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]) for c in short))
+        table.add_row(*(f"{row[c]:.1f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in shown))
     console.print(table)
-    console.print(f"saved {root / 'sweep_table.md'}, {root / 'sweep_table.csv'}, {root / 'sweep.png'}")
+    console.print("saved " + ", ".join(str(p) for p in paths.values()))
     return ranked
-
-
-def _complete(config: PromptRunConfig) -> bool:
-    """Whether this prompt run's generations are all there already (no model needed)."""
-    from therapy_align.evaluation.generation import read_inputs, read_outputs, repair_tail
-
-    path = sweep_dir(config) / (config.prompt or "") / "generations.jsonl"
-    if not path.is_file():
-        return False
-    repair_tail(path)
-    done = {str(r["id"]) for r in read_outputs(path)}
-    return all(r.id in done for r in read_inputs(config.inputs, lenient=config.lenient, limit=config.limit).records)

@@ -4,16 +4,32 @@ Paper §4: "We tested 3 different models in all, 2 that were fine tuned, over 2 
 each. This means we have 6 test cases". §2.2.1 names the models: pretrained Llama-2-7b-chat
 ("base"), trained on 80% of the good AnnoMI conversations ("annomi80"), trained on all good
 AnnoMI conversations plus two public sessions ("full_plus").
+
+:func:`run_grid` is ``recipes/eval_paper.py``'s chain: SFT of missing variants (the SFT recipe as a
+subprocess) -> the cells through the cell evaluator (:mod:`therapy_align.evaluation.cell`), with
+extra model rows (e.g. RL adapters) and reference rows (given replies, e.g. human therapists) ->
+the report. Layout of an evaluation directory ``runs/<eval>/``::
+
+    sft/<variant>/              SFT runs trained here when no run was given (subprocess)
+    empeval-quick/              quick evaluator, only when artifacts/empeval is missing
+    cells/<row>__<prompt>/      generations.jsonl, scores-<scorer>.jsonl, summary.json per cell
+    report/                     table.md, table.csv, table1.png, examples.md, results.json
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from therapy_align.evaluation.cell import CellResult, CellSpec
 
 MODELS: tuple[str, ...] = ("base", "annomi80", "full_plus")
 PROMPTS: tuple[str, ...] = ("standard", "new")
 MODEL_LABELS: dict[str, str] = {"base": "Base Model", "annomi80": "80% Model", "full_plus": "Full + 2 con"}
-PROMPT_LABELS: dict[str, str] = {"standard": "Standard", "new": "New"}
+PROMPT_LABELS: dict[str, str] = {"standard": "Standard", "new": "New", "": "(given replies)"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,11 @@ class PaperRow:
     interpretation: float
     exploration: float
     final: float
+
+    def columns(self) -> dict[str, float]:
+        """The figures under the report's column names, prefixed ``paper_``."""
+        return {"paper_E": self.empathy, "paper_I": self.interpretation, "paper_X": self.exploration,
+                "paper_final": self.final}
 
 
 # Table 1 of the paper, in its row order (sums of EMP-EVAL levels over 1,000 RSDD inputs), as
@@ -46,34 +67,32 @@ def paper_row(model: str, prompt: str) -> PaperRow | None:
     return None
 
 
-@dataclass(frozen=True)
-class Cell:
-    model: str  # a key of MODELS (or any name in a custom grid)
-    prompt: str  # a registered system prompt name
-
-    @property
-    def slug(self) -> str:
-        return f"{self.model}__{self.prompt}"
-
-    @property
-    def label(self) -> str:
-        return f"{MODEL_LABELS.get(self.model, self.model)} / {PROMPT_LABELS.get(self.prompt, self.prompt)}"
+def cell_label(row: str, prompt: str) -> str:
+    return f"{MODEL_LABELS.get(row, row)} / {PROMPT_LABELS.get(prompt, prompt)}"
 
 
-def grid(models: tuple[str, ...] = MODELS, prompts: tuple[str, ...] = PROMPTS) -> list[Cell]:
+def grid(refs: dict[str, str], models: tuple[str, ...] = MODELS, prompts: tuple[str, ...] = PROMPTS) -> list[CellSpec]:
     """Every (model, prompt) cell, prompts outer as in the paper's table (standard rows first)."""
-    return [Cell(model, prompt) for prompt in prompts for model in models]
+    return [CellSpec(row=model, prompt=prompt, model=refs[model], label=cell_label(model, prompt))
+            for prompt in prompts for model in models]
+
+
+def named_values(items: tuple[str, ...], field: str) -> dict[str, str]:
+    """``("name=value", ...)`` as a dict; a bare ``name`` maps to itself."""
+    from therapy_align.errors import UserError
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not name or (sep and not value) or name in out:
+            raise UserError(f"bad entry {item!r}", field=field, fix="give name=value entries with distinct names")
+        out[name] = value if sep else name
+    return out
 
 
 # --------------------------------------------------------------------------------------------
-# Running the grid (recipes/eval_paper.py): models -> generations -> EMP-EVAL -> report
+# SFT of the missing variants (recipes never import each other: a subprocess)
 # --------------------------------------------------------------------------------------------
-#
-# Layout of an evaluation directory runs/<eval>/:
-#   sft/<variant>/                      SFT runs trained here when no run was given (subprocess)
-#   empeval-quick/                      quick evaluator, only when artifacts/empeval is missing
-#   cells/<model>__<prompt>/            generations.jsonl, scores.jsonl, summary.json per cell
-#   report/table.md, table.csv, table1.png, examples.md, results.json
 
 # Environment of a distributed launcher: an SFT subprocess must not think it is one of our ranks.
 _LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -81,20 +100,38 @@ _LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_
 
 
 def clean_launcher_env(env: dict[str, str]) -> dict[str, str]:
-    return {
-        key: value
-        for key, value in env.items()
-        if key not in _LAUNCHER_ENV and not key.startswith(("ACCELERATE_", "TORCHELASTIC_"))
-    }
+    return {key: value for key, value in env.items()
+            if key not in _LAUNCHER_ENV and not key.startswith(("ACCELERATE_", "TORCHELASTIC_"))}
 
 
-def sft_command(cfg, variant: str, recipe, resume: bool) -> list[str]:
-    """The SFT recipe as a subprocess (recipes never import each other)."""
+def as_overrides(section: Any, prefix: str = "") -> list[str]:
+    """A typed config section as the ``--dotted.key=value`` overrides of the fields it sets
+    (``None`` and empty tuples mean "the recipe's own value" and are left out)."""
+    out: list[str] = []
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out += as_overrides(value, key + ".")
+        elif value is None or value == ():
+            continue
+        elif isinstance(value, bool):
+            out.append(f"--{key}={'true' if value else 'false'}")
+        elif isinstance(value, tuple):
+            out.append(f"--{key}={','.join(map(str, value))}")
+        else:
+            out.append(f"--{key}={value}")
+    return out
+
+
+def sft_command(sft, variant: str, recipe, runs_dir: str, resume: bool) -> list[str]:
+    """The SFT recipe's command line for one variant; ``sft`` is eval_paper's typed SFT section,
+    whose ``train`` and ``data`` fields become overrides here, at launch."""
     import sys
 
-    launch = list(cfg.sft.launch) or [sys.executable]
-    command = [*launch, str(recipe), "--preset", cfg.sft.preset, "--variant", variant,
-               f"--name={variant}", f"--runs_dir={cfg.out}/sft", *cfg.sft.args]
+    launch = list(sft.launch) or [sys.executable]
+    command = [*launch, str(recipe), "--preset", sft.preset, "--variant", variant, f"--name={variant}",
+               f"--runs_dir={runs_dir}", *as_overrides(sft.train, "train."), *as_overrides(sft.data, "data.")]
     return command + (["--resume"] if resume else [])
 
 
@@ -103,14 +140,14 @@ def resolve_models(cfg, recipe, console) -> dict[str, str]:
     variants with the SFT recipe (a subprocess; its own progress output streams through)."""
     import os
     import subprocess
-    from pathlib import Path
 
+    from therapy_align.errors import UserError
     from therapy_align.training.models import classify_reference, is_run_dir
 
     refs: dict[str, str] = {}
     for key in cfg.models:
         if key not in MODELS:
-            raise ValueError(f"unknown model {key!r}; Table 1 has {', '.join(MODELS)}")
+            raise UserError(f"unknown model {key!r}", field="models", fix=f"Table 1 has {', '.join(MODELS)}")
         given = getattr(cfg.refs, key)
         if given:
             classify_reference(given)  # a bad path fails here, before anything heavy
@@ -119,9 +156,10 @@ def resolve_models(cfg, recipe, console) -> dict[str, str]:
         run_dir = Path(cfg.out) / "sft" / key
         if not is_run_dir(run_dir):
             if not cfg.sft.train_missing:
-                raise FileNotFoundError(f"no SFT run for {key}: pass --refs.{key}=runs/<name> or --sft.train_missing=true")
+                raise UserError(f"no SFT run for {key}", field=f"refs.{key}",
+                                fix=f"pass --refs.{key}=runs/<name> or --sft.train_missing=true")
             resume = any(run_dir.glob("checkpoint-*"))
-            command = sft_command(cfg, key, recipe, resume)
+            command = sft_command(cfg.sft, key, recipe, f"{cfg.out}/sft", resume)
             console.rule(f"SFT {key} (subprocess)")
             console.print(" ".join(command), highlight=False)
             code = subprocess.run(command, env=clean_launcher_env(dict(os.environ))).returncode
@@ -130,39 +168,37 @@ def resolve_models(cfg, recipe, console) -> dict[str, str]:
             if not is_run_dir(run_dir):
                 raise RuntimeError(f"the SFT recipe finished but {run_dir} is not a complete run")
         refs[key] = str(run_dir)
+    for name, ref in named_values(cfg.extra_models, "extra_models").items():
+        classify_reference(ref)
+        refs[name] = ref
     return refs
+
+
+# --------------------------------------------------------------------------------------------
+# The chain
+# --------------------------------------------------------------------------------------------
 
 
 def run_grid(cfg, *, recipe, console) -> dict:
     """The whole Table-1 chain for ``cfg`` (recipes/eval_paper.py's config); returns results.json.
 
-    Cells already computed are reused: complete generation files are not regenerated (no model is
-    loaded) and a summary.json whose fingerprint matches is not rescored.
+    Finished cells are reused: complete generation files are not regenerated (no model is
+    loaded) and complete scores files are not rescored.
     """
-    import gc
-    import json
-    import time
-    from pathlib import Path
-
-    from therapy_align.evaluation.empathy_scoring import ensure_evaluator, read_scores, score_generations
-    from therapy_align.evaluation.generation import (
-        GenerationSettings,
-        InputFileError,
-        done_ids,
-        read_inputs,
-        read_outputs,
-        run_generation,
-    )
-    from therapy_align.evaluation.sweep import check_prompt
+    from therapy_align.data.system_prompts import check_prompt
+    from therapy_align.evaluation.cell import evaluate_cells
+    from therapy_align.evaluation.generation import read_inputs
+    from therapy_align.evaluation.scorers import ScorerContext, make_scorers
+    from therapy_align.files import atomic_write_json, check_output_path
 
     started = time.perf_counter()
-    out = Path(cfg.out)
-    system_prompts = {prompt: check_prompt(prompt) for prompt in cfg.prompts}  # fail early on a typo
+    out = check_output_path(cfg.out, kind="dir")
+    for prompt in cfg.prompts:
+        check_prompt(prompt)  # fail early on a typo
+    references = named_values(cfg.references, "references")
     report = read_inputs(cfg.inputs, lenient=cfg.lenient, limit=cfg.limit)
     if report.skipped:
         console.print(f"[yellow]skipped {len(report.skipped)} bad input lines[/]")
-    settings = GenerationSettings(**{f: getattr(cfg.generation, f) for f in GenerationSettings.__dataclass_fields__})
-    cells = grid(tuple(cfg.models), tuple(cfg.prompts))
     timings: dict[str, float] = {}
 
     stage = time.perf_counter()
@@ -170,162 +206,84 @@ def run_grid(cfg, *, recipe, console) -> dict:
     timings["models"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
-    console.rule("EMP-EVAL")
-    choice = ensure_evaluator(cfg.empeval, out / "empeval-quick", allow_quick=cfg.quick_empeval)
-    console.print(f"evaluator: {choice.describe()}")
-    timings["evaluator"] = time.perf_counter() - stage
+    console.rule("scorers")
+    context = ScorerContext(work_dir=out, artifacts={"empeval": cfg.empeval, **named_values(cfg.artifacts, "artifacts")},
+                            allow_quick=cfg.quick_empeval, console=console)
+    scorers = make_scorers(cfg.scorers, context)
+    timings["scorers"] = time.perf_counter() - stage
 
+    rows = tuple(cfg.models) + tuple(named_values(cfg.extra_models, "extra_models"))
+    specs = grid(refs, rows, tuple(cfg.prompts))
+    specs += [CellSpec(row=name, prompt="", pairs=value, label=MODEL_LABELS.get(name, name))
+              for name, value in references.items()]
     stage = time.perf_counter()
-    console.rule(f"generation: {len(cells)} cells x {len(report.records)} inputs")
-    if getattr(cfg.generation, "threads", 0):
-        import torch
-
-        torch.set_num_threads(cfg.generation.threads)
-    from therapy_align.training.models import load_model_for_inference
-
-    for key in cfg.models:
-        loaded = None
-        for prompt in cfg.prompts:
-            cell = Cell(key, prompt)
-            path = out / "cells" / cell.slug / "generations.jsonl"
-            _check_settings(path.parent / "generation_settings.json", settings)
-            try:
-                done = done_ids(path, prompt_name=prompt, model_ref=refs[key])
-            except InputFileError as err:
-                raise ValueError(f"{err}. The cell was made with another model: delete "
-                                 f"{path.parent} to regenerate it, or use another --out") from None
-            if all(r.id in done for r in report.records):
-                console.print(f"{cell.slug}: reused ({len(report.records)} generations)")
-                continue
-            if loaded is None:
-                loaded = load_model_for_inference(refs[key])
-            run_generation(model_ref=refs[key], prompt_name=prompt, system_prompt=system_prompts[prompt],
-                           inputs=report.records, out=path, settings=settings, console=console,
-                           model_and_tokenizer=loaded, description=cell.slug)
-        del loaded
-        gc.collect()
-    timings["generation"] = time.perf_counter() - stage
-
-    stage = time.perf_counter()
-    console.rule("scoring")
-    import empeval
-
-    evaluator = None
-    rows, sections = [], []
-    wanted = {r.id for r in report.records}
-    example_ids = [r.id for r in report.records[: cfg.examples_per_cell]]
-    for cell in cells:
-        cell_dir = out / "cells" / cell.slug
-        gens = cell_dir / "generations.jsonl"
-        records = [r for r in read_outputs(gens) if str(r["id"]) in wanted]
-        if evaluator is None:
-            evaluator = _LazyEvaluator(lambda: empeval.load(choice.path))
-        score = score_generations(gens, choice, evaluator=evaluator, out_dir=cell_dir, ids=wanted)
-        paper = paper_row(cell.model, cell.prompt)
-        rows.append({
-            "model": cell.model, "prompt": cell.prompt, "model_ref": refs[cell.model], "n": score.n,
-            "empathy": score.empathy, "interpretation": score.interpretation,
-            "exploration": score.exploration, "final": score.final,
-            **({f"paper_{k}": getattr(paper, k) for k in ("empathy", "interpretation", "exploration", "final")} if paper else {}),
-        })
-        console.print(f"{cell.slug}: E={score.empathy:.0f} I={score.interpretation:.0f} "
-                      f"X={score.exploration:.0f} final={score.final:.1f} (n={score.n})")
-        from therapy_align.evaluation.report import pick_examples
-
-        sections.append((cell.label, pick_examples(records, read_scores(cell_dir / "scores.jsonl"), cfg.examples_per_cell, example_ids)))
-    timings["scoring"] = time.perf_counter() - stage
+    console.rule(f"cells: {len(specs)} x {len(report.records)} inputs")
+    cells = evaluate_cells(specs, out / "cells", inputs=report.records, generation=cfg.generation, scorers=scorers,
+                           force=cfg.force, console=console)
+    timings["cells"] = time.perf_counter() - stage
 
     results = {
-        "rows": rows,
+        "rows": [dict(cell.row(), **(paper_row(cell.spec.row, cell.spec.prompt).columns()
+                                     if paper_row(cell.spec.row, cell.spec.prompt) else {})) for cell in cells],
         "n_inputs": len(report.records),
         "inputs": str(cfg.inputs),
         "skipped_input_lines": len(report.skipped),
-        "evaluator": str(choice.path),
-        "quick_evaluator": choice.quick,
+        "scorers": {scorer.name: {**scorer.identity(), **({"path": str(scorer.artifact)} if hasattr(scorer, "artifact") else {})}
+                    for scorer in scorers},
         "model_refs": refs,
-        "generation": {f: getattr(settings, f) for f in GenerationSettings.__dataclass_fields__},
-        "notes": _notes(cfg),
+        "references": references,
+        "generation": dataclasses.asdict(cfg.generation),
+        "notes": [note for scorer in scorers for note in getattr(scorer, "notes", ())] + _notes(cfg),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    write_report(out / "report", results, sections, preset=getattr(cfg, "preset", ""))
-    (out / "report" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_table1_report(out / "report", results, cells, scorers, examples_per_cell=cfg.examples_per_cell,
+                        preset=getattr(cfg, "preset", ""), inputs=report.records)
+    atomic_write_json(out / "report" / "results.json", results)
     return results
-
-
-def _check_settings(path, settings) -> None:
-    """A cell's decoding settings are fixed once it has generations: refuse to mix."""
-    import dataclasses
-    import json
-
-    wanted = dataclasses.asdict(settings)
-    wanted.pop("batch_size")  # throughput only
-    if path.is_file():
-        found = json.loads(path.read_text())
-        if found != wanted:
-            raise ValueError(f"{path.parent} was generated with {found}, not {wanted}: delete it to "
-                             "regenerate, or use another --out")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
 def _notes(cfg) -> list[str]:
     notes = []
-    if "full_plus" in cfg.models and not cfg.refs.full_plus and not any("extra_transcripts" in a for a in cfg.sft.args):
+    if "full_plus" in cfg.models and not cfg.refs.full_plus and not cfg.sft.data.extra_transcripts:
         notes.append("full_plus was trained here on 100% of the good AnnoMI conversations *without* the paper's "
-                     "two extra sessions (pass `--sft.args=[--data.extra_transcripts=a.txt,b.txt]`).")
+                     "two extra sessions (pass `--sft.data.extra_transcripts=a.txt,b.txt`).")
     return notes
 
 
-class _LazyEvaluator:
-    """Loads the evaluator on first ``score`` (every cell reused -> never loaded)."""
-
-    def __init__(self, load):
-        self._load, self._evaluator = load, None
-
-    def score(self, seekers, responses):
-        if self._evaluator is None:
-            self._evaluator = self._load()
-        return self._evaluator.score(seekers, responses)
-
-
-def write_report(report_dir, results: dict, sections, preset: str = "") -> None:
+def write_table1_report(report_dir, results: dict, cells: list[CellResult], scorers, *, examples_per_cell: int,
+                        preset: str = "", inputs=()) -> None:
     """table.md, table.csv, table1.png and examples.md for a finished grid."""
-    from pathlib import Path
+    from therapy_align.evaluation.report import TINY_NOTE, is_tiny_reference, pick_examples, write_report
+    from therapy_align.scoring import describe_score
 
-    from therapy_align.evaluation.report import bar_chart, examples_markdown, to_csv, to_markdown, write_text
-
-    report_dir = Path(report_dir)
-    rows = [dict(row, model=MODEL_LABELS.get(row["model"], row["model"]),
-                 prompt=PROMPT_LABELS.get(row["prompt"], row["prompt"])) for row in results["rows"]]
-    columns = ["model", "prompt", "n", "empathy", "interpretation", "exploration", "final",
-               "paper_empathy", "paper_interpretation", "paper_exploration", "paper_final"]
-    headers = {"empathy": "Empathy", "interpretation": "Interpretation", "exploration": "Exploration",
-               "final": "Final", "paper_empathy": "Paper E", "paper_interpretation": "Paper I",
-               "paper_exploration": "Paper X", "paper_final": "Paper final", "n": "n"}
-    notes = [
-        f"Scores are sums of EMP-EVAL levels (0/1/2) scaled to 1,000 inputs (n = {results['n_inputs']} "
-        "inputs here), final = 0.2 E + 0.4 I + 0.4 X, as in the paper's Table 1 (shown beside).",
-        f"Inputs: {results['inputs']}. Evaluator: {results['evaluator']}.",
-        "Models: " + ", ".join(f"{k} = `{v}`" for k, v in results["model_refs"].items()) + ".",
+    rows = [dict(row, model=MODEL_LABELS.get(row["row"], row["row"]), prompt=PROMPT_LABELS.get(row["prompt"], row["prompt"]))
+            for row in results["rows"]]
+    notes = list(results.get("notes", []))
+    if any(is_tiny_reference(ref) for ref in results["model_refs"].values()):
+        notes.insert(0, TINY_NOTE)
+    notes += [
+        f"E, I, X: sums of EMP-EVAL levels (0/1/2) scaled to 1,000 inputs (n = {results['n_inputs']} inputs "
+        "here), final = 0.2 E + 0.4 I + 0.4 X, as in the paper's Table 1 (its figures beside, as Paper *).",
         "Paper Table 1 as printed; its 80% / New final (421.8) disagrees with its own formula "
         "(0.2*1488 + 0.4*46 + 0.4*266 = 422.4).",
+        f"Inputs: {results['inputs']}. Scorers: "
+        + ", ".join(f"{name} ({', '.join(f'{k}={v}' for k, v in identity.items())})"
+                    for name, identity in results["scorers"].items()) + ".",
+        "Models: " + ", ".join(f"{k} = `{v}`" for k, v in results["model_refs"].items()) + ".",
         "Generation: " + ", ".join(f"{k}={v}" for k, v in results["generation"].items()) + ".",
     ]
-    notes += results.get("notes", [])
-    if results["quick_evaluator"]:
-        notes.insert(0, "**QUICK EVALUATOR**: no trained EMP-EVAL artifact was found, so a smoke-test "
-                        "evaluator (1 epoch, a few batches) scored these responses; the numbers test the "
-                        "pipeline, not the models. Train the real one: `therapy-align empeval train`.")
-    if preset == "tiny":
-        notes.insert(0, "**TINY PRESET**: random-init ~4M-parameter Llama-2 models and a few SFT steps; "
-                        "the responses are noise and only the pipeline is being exercised.")
+    if results.get("references"):
+        notes.append("Reference rows (given replies, not generated; their own inputs): "
+                     + ", ".join(f"{k} = `{v}`" for k, v in results["references"].items()) + ".")
+    example_ids = [record.id for record in list(inputs)[:examples_per_cell]]
+    sections = []
+    for cell in cells:
+        lines = {str(record["id"]): [describe_score(scorer, cell.scores[scorer.name][index]) for scorer in scorers]
+                 for index, record in enumerate(cell.records)}
+        sections.append((cell.spec.label or cell.spec.slug,
+                         pick_examples(cell.records, lines, examples_per_cell, example_ids)))
     title = "# Table 1 reproduction" + (f" ({preset} preset)" if preset else "")
-    write_text(report_dir / "table.md", title + "\n\n" + to_markdown(rows, columns, headers) + "\n"
-               + "\n".join(f"- {note}" for note in notes) + "\n\n![Table 1 bar chart](table1.png)\n")
-    write_text(report_dir / "table.csv", to_csv(rows, columns + ["model_ref"]))
-    bar_chart(rows, report_dir / "table1.png",
-              title=f"EMP-EVAL per 1,000 inputs (n={results['n_inputs']}) vs paper Table 1"
-              + (" [quick evaluator]" if results["quick_evaluator"] else ""))
-    write_text(report_dir / "examples.md", examples_markdown(sections))
+    write_report(report_dir, rows, title=title, notes=notes, sections=sections,
+                 names={"chart": "table1.png"},
+                 chart_title=f"Per 1,000 inputs (n={results['n_inputs']}) vs paper Table 1")
