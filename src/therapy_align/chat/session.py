@@ -1,0 +1,218 @@
+"""One chat session: history, context trimming, streamed generation, and safety screening around it.
+
+Screening happens here, in code, on both sides of the model, never in the prompt, so nothing a
+user types ("ignore your instructions and ...") can switch it off:
+
+* **input**: every user message goes through :func:`therapy_align.safety.detect_crisis` first. A
+  flagged message never reaches the model: the user gets the locale's fixed safe response, and the
+  exchange stays out of the model's context for the rest of the session (it is kept in the
+  transcript that ``/save`` writes).
+* **output**: the reply streams through :class:`ScreenedStreamer`, which shows text only after the
+  whole reply up to that point has passed :func:`therapy_align.safety.screen_reply` (so it appears
+  a phrase or sentence at a time). When screening flags the reply, generation stops, the rest is
+  withheld, the safe response is shown instead, and the event is counted; the model's context then
+  holds the safe response as its turn, not the unsafe text.
+
+History is the system prompt plus the exchanges that reached the model, rendered with the
+project's Llama-2 chat template; when it no longer fits the context window (minus the room for the
+reply), the oldest exchanges are dropped, the system prompt always kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from therapy_align.safety import detect_crisis, screen_reply
+from therapy_align.safety.policy import WITHDRAWN_NOTE, SafeResponsePolicy
+
+DEFAULT_CONTEXT = 4096  # Llama-2 (paper §3)
+_BOUNDARY = re.compile(r"[.!?\n][\"')\]]*\s")
+
+
+@dataclass
+class Turn:
+    role: str  # "user" | "assistant"
+    content: str
+    to_model: bool = True  # part of the model's context
+    safety: dict[str, Any] | None = None  # what screening decided, when it intervened
+
+
+@dataclass
+class Reply:
+    text: str  # what the user was shown in the end
+    source: str  # "model" | "safe_response" (input flagged) | "withdrawn" (output flagged) | "too_long"
+    verdict: Any = None
+
+
+@dataclass
+class Counters:
+    inputs_flagged: int = 0
+    replies_withdrawn: int = 0
+    model_calls: int = 0
+
+
+def _stopping(flag: list[bool]):
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenFlagged(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), flag[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopWhenFlagged()])
+
+
+def screened_streamer(tokenizer, *, emit: Callable[[str], None], context: str, min_chunk: int = 48):
+    """A transformers ``TextStreamer`` that releases text only after screening the reply so far."""
+    from transformers import TextStreamer
+
+    class ScreenedStreamer(TextStreamer):
+        def __init__(self) -> None:
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            self.text = ""
+            self.released = 0
+            self.flag = [False]
+            self.verdict = None
+
+        def _release(self, upto: int) -> None:
+            verdict = screen_reply(self.text[:upto], context=context)
+            if verdict.flagged:
+                self.flag[0], self.verdict = True, verdict
+                return
+            emit(self.text[self.released:upto])
+            self.released = upto
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if self.flag[0]:
+                return
+            self.text += text
+            if stream_end:
+                if self.released < len(self.text.rstrip()) or not self.text.strip():
+                    self._release(len(self.text))
+                return
+            pending = self.text[self.released:]
+            ends = [m.end() for m in _BOUNDARY.finditer(pending)]
+            if ends:
+                self._release(self.released + ends[-1])
+            elif len(pending) >= min_chunk and " " in pending.rstrip():
+                self._release(self.released + pending.rstrip().rfind(" ") + 1)
+
+    return ScreenedStreamer()
+
+
+@dataclass
+class ChatSession:
+    """A multi-turn conversation with one model, screened on both sides.
+
+    ``model``/``tokenizer`` are a causal LM and the project tokenizer (chat template set).
+    ``generate_kwargs`` go to ``model.generate`` (sampling settings, or constraints in tests).
+    """
+
+    model: Any
+    tokenizer: Any
+    system_prompt: str | None
+    policy: SafeResponsePolicy = field(default_factory=SafeResponsePolicy)
+    max_new_tokens: int = 256
+    context_window: int | None = None
+    generate_kwargs: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # saved with the transcript (model ref, prompt name)
+    turns: list[Turn] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self) -> None:
+        if self.context_window is None:
+            config = getattr(self.model, "config", None)
+            self.context_window = int(getattr(config, "max_position_embeddings", DEFAULT_CONTEXT) or DEFAULT_CONTEXT)
+        if self.max_new_tokens >= self.context_window:
+            raise ValueError(f"max_new_tokens ({self.max_new_tokens}) must be below the context window ({self.context_window})")
+
+    # ------------------------------------------------------------------ history
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+    def model_messages(self, user_text: str) -> list[dict[str, str]]:
+        """System prompt + the exchanges that fit + the new user message (oldest dropped first)."""
+        exchanges = []
+        model_turns = [t for t in self.turns if t.to_model]
+        for user, assistant in zip(model_turns[0::2], model_turns[1::2], strict=False):
+            exchanges.append([{"role": "user", "content": user.content}, {"role": "assistant", "content": assistant.content}])
+        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        current = [{"role": "user", "content": user_text}]
+        budget = self.context_window - self.max_new_tokens
+        while True:
+            messages = head + [m for exchange in exchanges for m in exchange] + current
+            if len(self.prompt_ids(messages)) <= budget or not exchanges:
+                return messages
+            exchanges.pop(0)
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(messages, tokenize=True)
+        return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+    # ------------------------------------------------------------------ one exchange
+
+    def respond(self, user_text: str, emit: Callable[[str], None] = lambda s: None) -> Reply:
+        """Screen ``user_text``; if safe, stream the model's screened reply through ``emit``."""
+        verdict = detect_crisis(user_text)
+        if verdict.crisis:
+            self.counters.inputs_flagged += 1
+            text = self.policy.response(verdict.category)
+            emit(text)
+            self.turns += [Turn("user", user_text, to_model=False, safety={"input": verdict.as_record()}),
+                           Turn("assistant", text, to_model=False, safety={"source": "safe_response"})]
+            return Reply(text, "safe_response", verdict)
+        messages = self.model_messages(user_text)
+        ids = self.prompt_ids(messages)
+        if len(ids) > self.context_window - self.max_new_tokens:
+            text = (f"(That message is too long for this model's context window of {self.context_window} tokens; "
+                    "please send a shorter one.)")
+            emit(text)
+            return Reply(text, "too_long")
+        reply, flagged = self._generate(ids, user_text, emit)
+        if flagged is not None:
+            self.counters.replies_withdrawn += 1
+            text = self.policy.response(None)
+            emit(("\n" if reply else "") + WITHDRAWN_NOTE + "\n" + text)
+            self.turns += [Turn("user", user_text),
+                           Turn("assistant", text, safety={"source": "withdrawn", "output": flagged.as_record()})]
+            return Reply(text, "withdrawn", flagged)
+        self.turns += [Turn("user", user_text), Turn("assistant", reply)]
+        return Reply(reply, "model")
+
+    def _generate(self, ids: list[int], user_text: str, emit: Callable[[str], None]):
+        """(released reply text, the flagging ReplyVerdict or None)."""
+        import torch
+
+        streamer = screened_streamer(self.tokenizer, emit=emit, context=user_text)
+        device = next(self.model.parameters()).device
+        input_ids = torch.tensor([ids], dtype=torch.long, device=device)
+        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
+                  "eos_token_id": self.tokenizer.eos_token_id, **self.generate_kwargs}
+        self.counters.model_calls += 1
+        with torch.inference_mode():
+            self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+                                stopping_criteria=_stopping(streamer.flag), **kwargs)
+        if not streamer.flag[0]:  # the whole reply, once more, now that it is complete
+            final = screen_reply(streamer.text, context=user_text)
+            if final.flagged:
+                return streamer.text[:streamer.released], final
+        return (streamer.text[:streamer.released] if streamer.flag[0] else streamer.text).strip(), streamer.verdict
+
+    # ------------------------------------------------------------------ saving
+
+    def transcript(self) -> dict[str, Any]:
+        return {**self.meta, "system_prompt": self.system_prompt, "locale": self.policy.locale,
+                "turns": [{"role": t.role, "content": t.content, **({"safety": t.safety} if t.safety else {})}
+                          for t in self.turns],
+                "safety_events": {"inputs_flagged": self.counters.inputs_flagged,
+                                  "replies_withdrawn": self.counters.replies_withdrawn}}
+
+    def save(self, path: str | Path) -> Path:
+        from therapy_align.files import atomic_write_json
+
+        return atomic_write_json(path, self.transcript())

@@ -1,0 +1,120 @@
+"""`therapy-align safety ...`: check messages for crisis signals, and measure the detector.
+
+    therapy-align safety check --in messages.jsonl --out flags.jsonl   # + flags.summary.json
+    therapy-align safety eval [--tune] [--out docs-figures.json]        # own set + T-SID
+
+``check`` reads ``{"id", "text"}`` lines strictly (the first bad line stops it with the file, line
+and field; ``--lenient`` skips and counts bad lines), writes ``{"id", "crisis", "category",
+"score", "reason"}`` lines through the resumable store (a killed run continues; results made by
+another version of the detector are refused unless ``--force``), and prints a summary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from therapy_align.errors import exit_on_user_error
+
+app = typer.Typer(no_args_is_help=True, help="Crisis detection on messages; the detector's figures.")
+
+
+@app.command()
+@exit_on_user_error
+def check(
+    in_path: Annotated[Path, typer.Option("--in", help='JSONL, one {"id", "text"} per line.')],
+    out: Annotated[Path, typer.Option(help="JSONL of flags; <out stem>.summary.json is written beside it.")],
+    lenient: Annotated[bool, typer.Option(help="Skip and count bad lines instead of stopping at the first.")] = False,
+    force: Annotated[bool, typer.Option(help="Recompute results stored by another version of the detector.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Messages embedded together.")] = 128,
+    semantic: Annotated[bool, typer.Option(help="Use the MiniLM layer (off: phrase patterns only).")] = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Flag crisis messages (suicidal ideation, plans or means, self-harm, harm to others, abuse)."""
+    from therapy_align.files import atomic_write_json, check_output_path, read_jsonl
+    from therapy_align.safety.detector import DEFAULT_THRESHOLDS, detect_crisis_batch
+    from therapy_align.safety.fingerprint import detector_fingerprint
+    from therapy_align.store import ResultStore
+
+    check_output_path(out, inputs=[in_path])
+    rows, skipped = read_jsonl(in_path, fields={"id": (str, int), "text": str}, lenient=lenient)
+    texts = {str(r["id"]): r["text"] for r in rows}
+    store = ResultStore(out, made_from={"detector": detector_fingerprint(DEFAULT_THRESHOLDS), "semantic": semantic},
+                        force=force)
+    todo = store.start(texts)
+    with _progress(progress, len(texts), len(texts) - len(todo)) as advance:
+        for start in range(0, len(todo), batch_size):
+            ids = todo[start:start + batch_size]
+            verdicts = detect_crisis_batch([texts[i] for i in ids], semantic=semantic)
+            store.append([{"id": i, **v.as_record()} for i, v in zip(ids, verdicts, strict=True)])
+            advance(len(ids))
+    store.finish()
+    records = store.records()
+    summary = {
+        "in": str(in_path), "out": str(out), "n": len(records),
+        "crisis": sum(r["crisis"] for r in records),
+        "by_category": dict(Counter(r["category"] for r in records if r["crisis"])),
+        "skipped_lines": skipped, "semantic": semantic,
+    }
+    summary_path = out.with_name(out.stem + ".summary.json")
+    atomic_write_json(summary_path, summary)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "skipped_lines"} | {"skipped": len(skipped)}))
+    typer.echo(f"flags: {out}   summary: {summary_path}")
+
+
+class _progress:
+    """A rich progress bar (or nothing) that the loop advances."""
+
+    def __init__(self, show: bool, total: int, done: int) -> None:
+        self.show, self.total, self.done = show, total, done
+
+    def __enter__(self):
+        if not self.show:
+            return lambda n: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task("safety check", total=self.total, completed=self.done)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.show:
+            self._bar.__exit__(*exc)
+
+
+@app.command("eval")
+@exit_on_user_error
+def evaluate(
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding crisis/t-sid.jsonl (default: ../shared/data).")] = None,
+    tune: Annotated[bool, typer.Option(help="Also grid-search the semantic margins on T-SID dev + the own set's tune half.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write the figures as JSON here.")] = None,
+) -> None:
+    """Recall and false-positive rate on the project's own set and on T-SID (dev and test)."""
+    from therapy_align.files import atomic_write_json
+    from therapy_align.safety.evaluate import evaluate_own, evaluate_tsid, load_tsid, tune as tune_grid
+
+    figures: dict = {}
+    for split in ("tune", "holdout", None):
+        result = evaluate_own(split=split)
+        figures[f"own_{split or 'all'}"] = result
+        errors = result.pop("errors")
+        typer.echo(f"own set ({split or 'all'}): recall {result['recall']:.3f} of {result['n_crisis']}, "
+                   f"FPR {result['fpr']:.3f} of {result['n_other']}; misclassified: {len(errors)}")
+        if split is None:
+            figures["own_errors"] = errors
+    rows = load_tsid(data_dir)
+    for split in ("dev", "test"):
+        result = evaluate_tsid([r for r in rows if r["split"] == split])
+        figures[f"tsid_{split}"] = result
+        typer.echo(f"T-SID {split}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
+    if tune:
+        best, _ = tune_grid([r for r in rows if r["split"] == "dev"])
+        figures["tuned_thresholds"] = best
+        typer.echo(f"tuned: {best}")
+    if out is not None:
+        atomic_write_json(out, figures)
