@@ -33,6 +33,10 @@ class TrainConfig:
     # The 30k x 384 word-embedding matrix is half of MiniLM's weights: its dense gradient and
     # AdamW update halved the CPU step time (measured 16.2 s -> 8.8 s per batch of 16 under load).
     freeze_word_embeddings: bool = True
+    # Freeze the embeddings and the lowest N transformer layers (0 = fine-tune all): no backward
+    # pass through them, so a step costs less (a cheaper recipe for a busy CPU; BERT-style
+    # encoders with `encoder.layer` only).
+    freeze_layers: int = 0
     # Class weights (1/frequency)**power per mechanism against the skewed levels (IP level 1 is
     # 4% of pairs, EX level 1 3%): 0 = plain cross-entropy, 1 = fully inverse-frequency.
     class_weight_power: float = 0.5

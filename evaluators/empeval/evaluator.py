@@ -77,10 +77,9 @@ class Evaluator:
         self.fit_gate = bool(settings.get("fit_gate", False))
 
     @torch.inference_mode()
-    def view_logits(self, views: Sequence[dict], batch_size: int) -> np.ndarray:
-        """(mechanisms, views, levels) log-probabilities, gated by fit when the artifact says so,
-        before decision offsets; batches of similar length, padded to their own longest view
-        (dynamic padding)."""
+    def raw_view_outputs(self, views: Sequence[dict], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mechanisms, views, levels) logits and (views,) fits-the-post logits; batches of similar
+        length, each padded to its own longest view (dynamic padding)."""
         logits = np.zeros((len(MECHANISMS), len(views), len(LEVELS)), dtype=np.float64)
         fit = np.zeros(len(views), dtype=np.float64)
         order = np.argsort([-len(f["input_ids"]) for f in views], kind="stable")
@@ -91,7 +90,12 @@ class Evaluator:
             for m_index, mechanism in enumerate(MECHANISMS):
                 logits[m_index, chunk] = out[mechanism].float().numpy()
             fit[chunk] = out["fit"].float().numpy()
-        return gate_by_fit(logits, fit, self.fit_gate)
+        return logits, fit
+
+    def view_logits(self, views: Sequence[dict], batch_size: int) -> np.ndarray:
+        """(mechanisms, views, levels) log-probabilities, gated by fit when the artifact says so,
+        before decision offsets."""
+        return gate_by_fit(*self.raw_view_outputs(views, batch_size), self.fit_gate)
 
     def score(
         self, seekers: Sequence[str], responses: Sequence[str], batch_size: int | None = None
@@ -99,30 +103,43 @@ class Evaluator:
         """Levels and probabilities per mechanism of whole replies: a pair within `max_length`
         tokens is read as in training; a longer reply is read in windows, each with the seeker
         post, and each mechanism takes its best window (`empeval.windows`). Levels are the argmax
-        of the logits plus the artifact's decision offsets; probabilities are their softmax."""
+        of the (fit-gated) log-probabilities plus the artifact's decision offsets; probabilities
+        are their softmax."""
+        return self.score_variants(seekers, responses, {"": (self.fit_gate, self.offsets)}, batch_size)[""]
+
+    def score_variants(
+        self, seekers: Sequence[str], responses: Sequence[str], variants: dict, batch_size: int | None = None
+    ) -> dict[str, EmpathyScores]:
+        """One forward pass, several read-outs: `variants` maps a name to (fit gate on?, offsets
+        array (mechanisms, levels)). `score` is the artifact's own variant."""
         from empeval.windows import combine_views, encode_views
 
         if len(seekers) != len(responses):
             raise ValueError(f"{len(seekers)} seeker posts but {len(responses)} responses")
         batch_size = batch_size or self.batch_size
         n = len(seekers)
-        probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)
-        probabilities[:, :, :] = EMPTY_RESPONSE_PROBABILITIES
-        levels = np.zeros((len(MECHANISMS), n), dtype=np.int64)
         to_run = [i for i in range(n) if responses[i] and responses[i].strip()]
         if to_run:
             views, owners = encode_views(
                 self.tokenizer, [seekers[i] or "" for i in to_run], [responses[i] for i in to_run], self.max_length
             )
-            logits = self.view_logits(views, batch_size) + self.offsets[:, None, :]
-            for m_index in range(len(MECHANISMS)):
-                lv, pr = combine_views(logits[m_index], owners, len(to_run))
-                levels[m_index, to_run] = lv
-                probabilities[m_index, to_run] = pr
-        return EmpathyScores(
-            levels={m: levels[k].tolist() for k, m in enumerate(MECHANISMS)},
-            probabilities={m: probabilities[k].round(6).tolist() for k, m in enumerate(MECHANISMS)},
-        )
+            raw, fit = self.raw_view_outputs(views, batch_size)
+        results = {}
+        for name, (gate, offsets) in variants.items():
+            probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)
+            probabilities[:, :, :] = EMPTY_RESPONSE_PROBABILITIES
+            levels = np.zeros((len(MECHANISMS), n), dtype=np.int64)
+            if to_run:
+                logits = gate_by_fit(raw, fit, gate) + np.asarray(offsets, dtype=np.float64)[:, None, :]
+                for m_index in range(len(MECHANISMS)):
+                    lv, pr = combine_views(logits[m_index], owners, len(to_run))
+                    levels[m_index, to_run] = lv
+                    probabilities[m_index, to_run] = pr
+            results[name] = EmpathyScores(
+                levels={m: levels[k].tolist() for k, m in enumerate(MECHANISMS)},
+                probabilities={m: probabilities[k].round(6).tolist() for k, m in enumerate(MECHANISMS)},
+            )
+        return results
 
 
 def load(path: str | os.PathLike = "artifacts/empeval", batch_size: int = 64) -> Evaluator:

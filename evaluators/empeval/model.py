@@ -81,6 +81,14 @@ class EmpathyLightningModule(L.LightningModule):
         self.model.train()
         if config.freeze_word_embeddings:
             self.model.encoder.get_input_embeddings().weight.requires_grad_(False)
+        if config.freeze_layers:
+            encoder = self.model.encoder
+            layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+            if layers is None or config.freeze_layers > len(layers):
+                raise ValueError(f"freeze_layers={config.freeze_layers}: the backbone has "
+                                 f"{len(layers) if layers is not None else 'no encoder.layer'} layers")
+            for module in (encoder.embeddings, *layers[: config.freeze_layers]):
+                module.requires_grad_(False)
         weights = torch.ones(len(MECHANISMS), N_LEVELS) if class_weights is None else torch.tensor(class_weights)
         self.register_buffer("class_weights", weights.float())
         # One collection per split so train/val/test never share state.

@@ -106,8 +106,14 @@ def _row(name: str, scores, reference: dict[str, float] | None, against: str) ->
 
 def seeker_shuffle_drop(evaluator, seekers, responses, sp_ids, seed: int = 0) -> dict:
     """Mean level of real pairs vs the same responses after other seekers' posts, and the drop in %."""
-    real = mean_levels(evaluator.score(list(seekers), list(responses)))
-    shuffled = mean_levels(evaluator.score(shuffled_seekers(list(seekers), list(sp_ids), seed), list(responses)))
+    return shuffle_drop(
+        evaluator.score(list(seekers), list(responses)),
+        evaluator.score(shuffled_seekers(list(seekers), list(sp_ids), seed), list(responses)),
+    )
+
+
+def shuffle_drop(real_scores, shuffled_scores) -> dict:
+    real, shuffled = mean_levels(real_scores), mean_levels(shuffled_scores)
     return {
         m: {"real": real[m], "shuffled": shuffled[m],
             "drop_percent": 100.0 * (real[m] - shuffled[m]) / real[m] if real[m] else None}
@@ -208,3 +214,14 @@ def probe(model: str | os.PathLike, out: str | os.PathLike, *, data_dir=None, li
     atomic_write_json(out / "probe.json", {"model": str(model), "n_test_pairs": len(seekers), "rows": rows})
     atomic_write_text(out / "probe.md", f"EMP-EVAL probe of `{model}` on its EPITOME test split\n\n" + markdown_table(rows))
     return rows
+
+
+def run_probe_command(model, out=None, data_dir=None, limit: int = 0) -> None:
+    """`therapy-align empeval probe`: run, write, print the Markdown table."""
+    import os as _os
+
+    _os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(out) if out is not None else Path(model) / "probe"
+    rows = probe(model, out, data_dir=data_dir, limit=limit)
+    print(markdown_table(rows))
+    print(f"wrote {out / 'probe.md'} and {out / 'probe.json'}")

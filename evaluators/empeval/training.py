@@ -67,13 +67,8 @@ def tune_offsets(view_logits: np.ndarray, owners, labels: np.ndarray) -> list[li
     return result
 
 
-def evaluate_split(model, tokenizer, config: TrainConfig, seekers, responses, labels, offsets=None, gate=None) -> dict:
-    """Whole-reply metrics through the scoring path (empeval.Evaluator), with and without offsets."""
-    from empeval.evaluator import Evaluator
-
-    settings = {"max_length": config.max_length, "fit_gate": fit_gate(config) if gate is None else gate,
-                "decision_offsets": dict(zip(MECHANISMS, offsets)) if offsets else {}}
-    scores = Evaluator(model, tokenizer, settings).score(seekers, responses)
+def split_metrics_of(scores, labels: np.ndarray) -> dict:
+    """Accuracy, macro-F1 and per-level F1 of each mechanism's levels against the labels."""
     return {
         m: {"accuracy": accuracy(scores.levels[m], labels[:, k]), "macro_f1": macro_f1(scores.levels[m], labels[:, k]),
             "f1_per_level": _f1_per_level(scores.levels[m], labels[:, k])}
@@ -176,32 +171,34 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
             rows = rows[: max(1, (limit or 1)) * config.batch_size]
         return frame["seeker_post"].iloc[rows].tolist(), frame["response_post"].iloc[rows].tolist(), labels_all[rows]
 
+    from empeval.evaluator import Evaluator
+    from empeval.probe import shuffle_drop, shuffled_seekers
+
+    gate = fit_gate(config)
+    evaluator = Evaluator(model, data.tokenizer, {"max_length": config.max_length, "fit_gate": gate})
     offsets = [[0.0, 0.0, 0.0] for _ in MECHANISMS]
     if config.tune_offsets:
-        from empeval.evaluator import Evaluator
         from empeval.windows import encode_views
 
         dev_seekers, dev_responses, dev_labels = split_texts("dev")
         views, owners = encode_views(data.tokenizer, dev_seekers, dev_responses, config.max_length)
-        with torch.inference_mode():
-            dev_logits = Evaluator(model, data.tokenizer, {"max_length": config.max_length, "fit_gate": fit_gate(config)}).view_logits(views, 64)
-        offsets = tune_offsets(dev_logits, owners, dev_labels)
+        offsets = tune_offsets(evaluator.view_logits(views, 64), owners, dev_labels)
+    zero, tuned_offsets = np.zeros((len(MECHANISMS), 3)), np.asarray(offsets)
+    # One forward pass per set of pairs; the variants are read-outs of the same logits.
     test_seekers, test_responses, test_labels = split_texts("test")
-    plain = evaluate_split(model, data.tokenizer, config, test_seekers, test_responses, test_labels)
-    ungated = evaluate_split(model, data.tokenizer, config, test_seekers, test_responses, test_labels, gate=False)
-    tuned = evaluate_split(model, data.tokenizer, config, test_seekers, test_responses, test_labels, offsets)
-    from empeval.evaluator import Evaluator
-    from empeval.probe import seeker_shuffle_drop
-
+    test = evaluator.score_variants(test_seekers, test_responses, {
+        "whole_reply_no_gate_no_offsets": (False, zero), "whole_reply_no_offsets": (gate, zero),
+        "whole_reply_no_gate_dev_offsets": (False, tuned_offsets), "whole_reply_dev_offsets": (gate, tuned_offsets),
+    })
     test_sp_ids = frame["sp_id"].iloc[data.split_rows["test"]].tolist()[: len(test_seekers)]
-    shuffle, shuffle_ungated = (
-        seeker_shuffle_drop(
-            Evaluator(model, data.tokenizer, {"max_length": config.max_length, "fit_gate": gate,
-                                              "decision_offsets": dict(zip(MECHANISMS, offsets))}),
-            test_seekers, test_responses, test_sp_ids, seed=config.seed,
-        )
-        for gate in (fit_gate(config), False)
+    shuffled = evaluator.score_variants(
+        shuffled_seekers(test_seekers, test_sp_ids, config.seed), test_responses,
+        {"gated": (gate, tuned_offsets), "ungated": (False, tuned_offsets)},
     )
+    shuffle = shuffle_drop(test["whole_reply_dev_offsets"], shuffled["gated"])
+    shuffle_ungated = shuffle_drop(test["whole_reply_no_gate_dev_offsets"], shuffled["ungated"])
+    variants = {name: split_metrics_of(scores, test_labels) for name, scores in test.items()}
+    tuned = variants["whole_reply_dev_offsets"]
 
     metrics = {
         "split": "test",
@@ -217,9 +214,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
                 m: {"accuracy": float(results[f"test/{m}/accuracy"]), "macro_f1": float(results[f"test/{m}/macro_f1"])}
                 for m in MECHANISMS
             },
-            "whole_reply_no_gate_no_offsets": ungated,
-            "whole_reply_no_offsets": plain,
-            "whole_reply_dev_offsets": tuned,
+            **variants,
         },
         "seeker_shuffle": shuffle,
         "seeker_shuffle_without_fit_gate": shuffle_ungated,
