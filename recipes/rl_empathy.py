@@ -1,0 +1,156 @@
+"""GRPO from the SFT model with the guarded EMP-EVAL reward: the RL follow-up the paper proposes (§6).
+
+    accelerate launch recipes/rl_empathy.py                                   # paper: from runs/sft-annomi80, GPU 4-bit
+    accelerate launch --cpu --num_processes 1 recipes/rl_empathy.py --preset tiny   # CPU, from runs/tiny-sft-annomi80
+    accelerate launch recipes/rl_empathy.py --resume                          # continue a killed run
+    ... --dotted.key=value overrides any field (e.g. --grpo.beta=0.1 --reward.weights.template=3)
+
+TRL GRPOTrainer on CounselChat (train split) and annomi80 client turns (therapy_align.rl.prompts),
+rewarded by therapy_align.rl.reward (EMP-EVAL with the paper's weights + guards; one TRL reward
+function per term, the weights as `reward_weights`), judged every K steps on held-out Reddit
+inputs by an independent EMP-EVAL (therapy_align.rl.judging -> runs/<name>/judge.jsonl). The SFT
+adapter is loaded trainable; TRL keeps its frozen copy as the `ref` adapter for the KL term.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from therapy_align.errors import UserError, exit_on_user_error
+from therapy_align.overrides import apply_overrides, pop_option
+from therapy_align.rl.judging import JudgeConfig
+from therapy_align.rl.prompts import PromptSet
+from therapy_align.rl.reward import RewardConfig
+from therapy_align.training.models import check_quantization
+
+
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    sft_run: str = "runs/sft-annomi80"  # §6: RL continues from the fine-tuned model (the 80% one, §2.2.1)
+    quantization: Literal["4bit", "8bit", "none"] = "4bit"  # as the SFT recipe (§4 bitsandbytes, NF4)
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    gradient_checkpointing: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grpo:
+    max_steps: int = 200  # choice, paper silent (no RL was run)
+    learning_rate: float = 1e-5  # choice: common for LoRA GRPO
+    beta: float = 0.04  # choice: KL to the SFT model (TRL defaults to 0 = no KL); DeepSeekMath's value
+    loss_type: str = "dapo"  # TRL default, named: token-level normalisation ("grpo" is length-biased)
+    num_generations: int = 8  # the issue: 8 replies per prompt
+    max_completion_length: int = 256  # = evaluation's 256 new tokens
+    per_device_train_batch_size: int = 8  # one prompt's 8 replies per device-step
+    gradient_accumulation_steps: int = 4  # choice: 4 prompts per optimizer step
+    temperature: float = 1.0  # choice: TRL default
+    top_p: float = 1.0
+    scale_rewards: str = "group"  # TRL default
+    mask_truncated_completions: bool = False  # choice: the length term punishes overlong replies instead
+    disable_dropout: bool = True  # needed with beta > 0, or KL starts non-zero from dropout noise
+    optim: str = "paged_adamw_8bit"  # as SFT
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    logging_steps: int = 1
+    save_steps: int = 25
+    wandb: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    name: str = "grpo-annomi80"  # outputs in runs/<name>/
+    preset: str = "paper"
+    runs_dir: str = "runs"
+    wandb_project: str = "therapy_align"
+    model: Model = field(default_factory=Model)
+    prompts: PromptSet = field(default_factory=PromptSet)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    grpo: Grpo = field(default_factory=Grpo)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+
+PAPER = Recipe()
+# CPU, minutes: from the tiny SFT adapter (the random base never ends a reply), 2 prompts x 4
+# replies of <= 48 tokens per step, a larger LR, 8 judging inputs every 10 steps (sampled with a
+# fixed seed: the tiny model's greedy reply is nearly empty).
+TINY = replace(
+    PAPER, name="tiny-grpo-annomi80", preset="tiny",
+    model=Model(sft_run="runs/tiny-sft-annomi80", quantization="none", dtype="float32", gradient_checkpointing=False),
+    prompts=replace(PAPER.prompts, counselchat=64, annomi=64, context_exchanges=1, max_seeker_words=120),
+    reward=replace(PAPER.reward, max_tokens=48, overlong_cache=8, min_tokens=8),
+    grpo=replace(PAPER.grpo, max_steps=30, learning_rate=1e-3, num_generations=4, max_completion_length=48,
+                 per_device_train_batch_size=8, gradient_accumulation_steps=1, optim="adamw_torch", save_steps=10),
+    judge=replace(PAPER.judge, every_steps=10, n_inputs=8, max_new_tokens=48, batch_size=8, do_sample=True),
+)
+PRESETS = {"paper": PAPER, "tiny": TINY}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> Path:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset, argv = pop_option(argv, "preset", default="paper", choices=PRESETS)
+    resume, argv = pop_option(argv, "resume", default=False, flag=True)
+    cfg = apply_overrides(PRESETS[preset], argv)
+    check_quantization(None if cfg.model.quantization == "none" else cfg.model.quantization)
+    from therapy_align.rl.policy import check_sft_run, finish_run
+    from therapy_align.training.sft_run import configure_wandb, newest_checkpoint
+
+    check_sft_run(cfg.model.sft_run, make=f"accelerate launch recipes/sft_paper.py{' --preset tiny' if preset == 'tiny' else ''}")
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    checkpoint = newest_checkpoint(run_dir)
+    if checkpoint is not None and not resume:
+        raise UserError("already has checkpoints", file=run_dir, fix="pass --resume, or pick another --name")
+    configure_wandb(run_dir, project=cfg.wandb_project, name=cfg.name)
+    trainer, tokenizer, judge = make_trainer(cfg, run_dir)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if resume and checkpoint is not None else None)
+    return finish_run(trainer, run_dir=run_dir, tokenizer=tokenizer, judge=judge, method="GRPO", tiny=cfg.preset == "tiny",
+                      resumed_from=checkpoint.name if resume and checkpoint is not None else None)
+
+
+def make_trainer(cfg: Recipe, run_dir: Path):
+    """``(GRPOTrainer, tokenizer, JudgeCallback)`` for ``cfg``; writes ``run_dir/config.json``."""
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    from therapy_align.evaluation.empathy_scoring import ensure_evaluator
+    from therapy_align.rl.judging import JudgeCallback
+    from therapy_align.rl.policy import load_policy, write_config
+    from therapy_align.rl.prompts import rl_prompt_dataset
+    from therapy_align.rl.reward import GuardedReward
+
+    m, g = cfg.model, cfg.grpo
+    # The tiny preset may train a quick (flagged) evaluator when artifacts/empeval is missing.
+    evaluator = ensure_evaluator(cfg.reward.empeval_path, "artifacts/empeval-quick", allow_quick=cfg.preset == "tiny")
+    cfg = replace(cfg, reward=replace(cfg.reward, empeval_path=str(evaluator.path)))
+    args = GRPOConfig(
+        output_dir=str(run_dir), run_name=cfg.name, report_to=["wandb"] if g.wandb else [],
+        max_steps=g.max_steps, learning_rate=g.learning_rate, beta=g.beta, loss_type=g.loss_type,
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
+        per_device_train_batch_size=g.per_device_train_batch_size, gradient_accumulation_steps=g.gradient_accumulation_steps,
+        temperature=g.temperature, top_p=g.top_p, scale_rewards=g.scale_rewards,
+        mask_truncated_completions=g.mask_truncated_completions, disable_dropout=g.disable_dropout,
+        optim=g.optim, warmup_steps=g.warmup_steps, max_grad_norm=g.max_grad_norm, seed=g.seed, data_seed=g.seed,
+        bf16=m.dtype == "bfloat16", fp16=m.dtype == "float16", gradient_checkpointing=m.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False}, logging_steps=g.logging_steps,
+        save_strategy="steps", save_steps=g.save_steps, reward_weights=None,  # set below, per active term
+        use_cpu=m.quantization == "none" and not torch.cuda.is_available(), dataloader_num_workers=0,
+    )
+    reward = GuardedReward(cfg.reward)
+    args.reward_weights = reward.trl_weights()
+    model, tokenizer, base = load_policy(m.sft_run, quantization=m.quantization, dtype=m.dtype,
+                                         gradient_checkpointing=m.gradient_checkpointing)
+    with args.main_process_first(desc="build RL prompts"):
+        prompts = rl_prompt_dataset(cfg.prompts, shuffle_seed=g.seed)
+    if args.process_index == 0:
+        write_config(run_dir, cfg, base_model=base, sft_run=m.sft_run, quantization=m.quantization)
+    judge = JudgeCallback(cfg.judge, reward=GuardedReward(cfg.reward), tokenizer=tokenizer, out=run_dir / "judge.jsonl")
+    trainer = GRPOTrainer(model=model, reward_funcs=reward.trl_reward_funcs(), args=args, train_dataset=prompts,
+                          processing_class=tokenizer, callbacks=[judge])
+    return trainer, tokenizer, judge
+
+
+if __name__ == "__main__":
+    main()
