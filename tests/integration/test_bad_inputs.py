@@ -55,8 +55,9 @@ class Case:
     surface: str = "cli"  # "cli": therapy-align; "sft": recipes/sft_paper.py
     out: str | None = None  # an output path (relative to tmp) that must not appear, or stay as it was
     previous: dict[str, str] = field(default_factory=dict)  # a complete previous output to keep intact
-    setup: Callable[[Path], None] | None = None
+    setup: Callable[[Path, dict[str, str]], None] | None = None  # (tmp, placeholders) -> None
     skip: str | None = None
+    needs: tuple[str, ...] = ()  # fixtures the setup reads from the placeholders
 
 
 def build(*args: str, data: str = "{data}") -> list[str]:
@@ -72,6 +73,198 @@ def data_dir(csv: str | bytes) -> dict[str, str | bytes]:
 
 
 CPU_ONLY = "needs a machine without CUDA"
+
+# ---------------------------------------------------------------------------------------- evaluation side
+INPUTS_1000 = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
+INPUTS3 = "".join(f'{{"id": "q{i}", "text": "I feel lonely since I moved away, day {i}."}}\n' for i in range(3))
+PAIRS3 = "".join(f'{{"id": "p{i}", "seeker": "I cannot sleep, night {i}.", "response": "That sounds hard; what keeps you up?"}}\n'
+                 for i in range(3))
+
+
+def gen(*args: str) -> list[str]:
+    return ["generate", "--model", "tiny-base", "--inputs", "{tmp}/in.jsonl", "--out", "{tmp}/g.jsonl",
+            "--max-new-tokens", "4", "--batch-size", "3", *args]
+
+
+def score(*args: str, model: str = "{artifact}") -> list[str]:
+    return ["empeval", "score", "--model", model, "--in", "{tmp}/pairs.jsonl", "--out", "{tmp}/s.jsonl",
+            "--no-progress", *args]
+
+
+def sweep_yaml(text: str | bytes) -> dict[str, str | bytes]:
+    return {"sweep.yaml": text}
+
+
+def copy_artifact(mutate: Callable[[Path], None]) -> Callable[[Path, dict[str, str]], None]:
+    """A setup: the fixture artifact copied to tmp/art, then broken by ``mutate``."""
+    def setup(tmp: Path, env: dict[str, str]) -> None:
+        import shutil
+
+        shutil.copytree(env["artifact"], tmp / "art")
+        mutate(tmp / "art")
+    return setup
+
+
+def _json_edit(name: str, edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    def mutate(art: Path) -> None:
+        import json
+
+        body = json.loads((art / name).read_text())
+        edit(body)
+        (art / name).write_text(json.dumps(body))
+    return mutate
+
+
+def _perturb_weights(art: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(art / "empeval_model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 0.5
+    save_file(weights, art / "empeval_model.safetensors")
+
+
+def previous_gens(edit_inputs: Callable[[str], str] = lambda text: text) -> Callable[[Path, dict[str, str]], None]:
+    """A setup: a finished generation file (the fixture) with its inputs, the inputs then edited."""
+    def setup(tmp: Path, env: dict[str, str]) -> None:
+        (tmp / "g.jsonl").write_bytes(Path(env["gens"]).read_bytes())
+        (tmp / "in.jsonl").write_text(edit_inputs(INPUTS3))
+    return setup
+
+
+def previous_scores(edit_pairs: Callable[[str], str] = lambda text: text) -> Callable[[Path, dict[str, str]], None]:
+    def setup(tmp: Path, env: dict[str, str]) -> None:
+        (tmp / "s.jsonl").write_bytes(Path(env["scores"]).read_bytes())
+        (tmp / "pairs.jsonl").write_text(edit_pairs(PAIRS3))
+    return setup
+
+
+EVALUATION_CASES: list[Case] = [
+    # --- generate: inputs and options (all refused before a model loads) --------------------------
+    Case("generate-limit-negative", gen("--limit", "-3"), ("limit", "-3"), files={"in.jsonl": INPUTS3}, out="g.jsonl"),
+    Case("generate-limit-zero", gen("--limit", "0"), ("limit",), files={"in.jsonl": INPUTS3}, out="g.jsonl"),
+    Case("generate-out-is-input", gen() + ["--out", "{tmp}/in.jsonl"], ("in.jsonl", "--out", "same path"),
+         previous={"in.jsonl": INPUTS3}),
+    Case("generate-out-is-directory", gen() + ["--out", "{tmp}/gdir"], ("gdir", "--out", "directory"),
+         files={"in.jsonl": INPUTS3, "gdir/keep.txt": "x"}),
+    Case("generate-out-parent-is-file", gen() + ["--out", "{tmp}/f/g.jsonl"], ("--out", "not a directory"),
+         files={"in.jsonl": INPUTS3, "f": "a file"}),
+    Case("generate-inputs-empty", gen(), ("in.jsonl", "empty"), files={"in.jsonl": ""}, out="g.jsonl"),
+    Case("generate-inputs-not-utf8", gen(), ("in.jsonl:2", "UTF-8"),
+         files={"in.jsonl": INPUTS3.encode().replace(b"day 1", b"d\xe9y 1")}, out="g.jsonl"),
+    Case("generate-inputs-bad-json", gen(), ("in.jsonl:2", "JSON"),
+         files={"in.jsonl": INPUTS3.replace('"id": "q1"', '"id": "q1', 1)}, out="g.jsonl"),
+    Case("generate-inputs-missing-text", gen(), ("in.jsonl:1", "text"),
+         files={"in.jsonl": INPUTS3.replace('"text"', '"body"', 1)}, out="g.jsonl"),
+    Case("generate-inputs-duplicate-id", gen(), ("in.jsonl:2", "q0"),
+         files={"in.jsonl": INPUTS3.replace('"q1"', '"q0"', 1)}, out="g.jsonl"),
+    Case("generate-inputs-missing", gen() + ["--inputs", "{tmp}/nope.jsonl"], ("nope.jsonl",), out="g.jsonl"),
+    Case("generate-inputs-directory", gen() + ["--inputs", "{tmp}/d"], ("d",), files={"d/x.jsonl": INPUTS3}, out="g.jsonl"),
+    Case("generate-model-missing", gen() + ["--model", "/nope/model"], ("/nope/model", "--model"),
+         files={"in.jsonl": INPUTS3}, out="g.jsonl"),
+    Case("generate-model-not-a-model", gen() + ["--model", "{tmp}/m"], ("--model", "neither a model"),
+         files={"in.jsonl": INPUTS3, "m/x.txt": "x"}, out="g.jsonl"),
+    Case("generate-prompt-unknown", gen("--prompt", "kindest"), ("prompt", "kindest"), files={"in.jsonl": INPUTS3},
+         out="g.jsonl"),
+    Case("generate-prompt-file-not-utf8", gen("--prompt", "{tmp}/p.txt"), ("p.txt", "UTF-8"),
+         files={"in.jsonl": INPUTS3, "p.txt": b"Be \xff kind"}, out="g.jsonl"),
+    Case("generate-max-new-tokens-0", gen("--max-new-tokens", "0"), ("max_new_tokens",), files={"in.jsonl": INPUTS3},
+         out="g.jsonl"),
+    Case("generate-batch-size-0", gen("--batch-size", "0"), ("batch_size",), files={"in.jsonl": INPUTS3}, out="g.jsonl"),
+    Case("generate-sampling-temperature-0", gen("--do-sample", "--temperature", "0"), ("generation", "temperature"),
+         files={"in.jsonl": INPUTS3}, out="g.jsonl"),
+    Case("generate-sampling-top-p-1.5", gen("--do-sample", "--top-p", "1.5"), ("generation", "top_p"),
+         files={"in.jsonl": INPUTS3}, out="g.jsonl"),
+    # --- generate: stale resume (a finished file made from something else is refused, kept whole) -----
+    Case("generate-stale-input-text", gen(), ("g.jsonl:2", "input", "'q1'", "--force"), needs=("gens",),
+         setup=previous_gens(lambda text: text.replace("day 1.", "day 1, and worse."))),
+    Case("generate-stale-model", gen() + ["--model", str(REPO_ROOT / "artifacts" / "tiny-llama-2")],
+         ("g.jsonl:1", "model", "--force"), needs=("gens",), setup=previous_gens()),
+    Case("generate-stale-settings", gen("--max-new-tokens", "5"), ("g.jsonl:1", "settings", "--force"), needs=("gens",),
+         setup=previous_gens()),
+    Case("generate-stale-sampling", gen("--do-sample"), ("g.jsonl:1", "settings"), needs=("gens",), setup=previous_gens()),
+    Case("generate-stale-prompt", gen("--prompt", "new"), ("g.jsonl:1", "prompt"), needs=("gens",), setup=previous_gens()),
+    # --- empeval score: pairs and outputs ------------------------------------------------------------
+    Case("score-out-is-input", score() + ["--out", "{tmp}/pairs.jsonl"], ("pairs.jsonl", "--out", "same path"),
+         previous={"pairs.jsonl": PAIRS3}),
+    Case("score-out-is-directory", score() + ["--out", "{tmp}/sdir"], ("sdir", "--out", "directory"),
+         files={"pairs.jsonl": PAIRS3, "sdir/keep": "x"}),
+    Case("score-in-empty", score(), ("pairs.jsonl", "empty"), files={"pairs.jsonl": ""}, out="s.jsonl"),
+    Case("score-in-missing", score() + ["--in", "{tmp}/nope.jsonl"], ("nope.jsonl",), out="s.jsonl"),
+    Case("score-in-not-utf8", score(), ("pairs.jsonl:3", "UTF-8"),
+         files={"pairs.jsonl": PAIRS3.encode().replace(b"night 2", b"n\xefght 2")}, out="s.jsonl"),
+    Case("score-in-missing-response", score(), ("pairs.jsonl:2", "response"),
+         files={"pairs.jsonl": PAIRS3.replace('"response"', '"reply"').replace('"reply"', '"response"', 1)}, out="s.jsonl"),
+    Case("score-in-response-not-text", score(), ("pairs.jsonl:1", "response"),
+         files={"pairs.jsonl": PAIRS3.replace('"response": "That sounds hard; what keeps you up?"', '"response": 3', 1)},
+         out="s.jsonl"),
+    Case("score-batch-size-0", score("--batch-size", "0"), ("batch-size",), files={"pairs.jsonl": PAIRS3}, out="s.jsonl"),
+    # --- empeval score: the artifact, checked whole on load ---------------------------------------
+    Case("artifact-missing", score(model="{tmp}/noart"), ("noart", "--model", "empeval train"),
+         files={"pairs.jsonl": PAIRS3}, out="s.jsonl"),
+    Case("artifact-without-tokenizer", score(model="{tmp}/art"), ("art", "tokenizer"), files={"pairs.jsonl": PAIRS3},
+         out="s.jsonl", needs=("artifact",), setup=copy_artifact(lambda art: [
+             (art / name).unlink() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+             if (art / name).exists()])),
+    Case("artifact-config-not-json", score(model="{tmp}/art"), ("empeval_config.json",), files={"pairs.jsonl": PAIRS3},
+         out="s.jsonl", needs=("artifact",),
+         setup=copy_artifact(lambda art: (art / "empeval_config.json").write_text('{"mechanisms": ['))),
+    Case("artifact-config-missing-key", score(model="{tmp}/art"), ("empeval_config.json", "max_length"),
+         files={"pairs.jsonl": PAIRS3}, out="s.jsonl", needs=("artifact",),
+         setup=copy_artifact(_json_edit("empeval_config.json", lambda body: body.pop("max_length")))),
+    Case("artifact-config-other-mechanisms", score(model="{tmp}/art"), ("empeval_config.json", "mechanisms"),
+         files={"pairs.jsonl": PAIRS3}, out="s.jsonl", needs=("artifact",),
+         setup=copy_artifact(_json_edit("empeval_config.json", lambda body: body["mechanisms"].pop()))),
+    Case("artifact-weights-missing", score(model="{tmp}/art"), ("art", "empeval_model.safetensors"),
+         files={"pairs.jsonl": PAIRS3}, out="s.jsonl", needs=("artifact",),
+         setup=copy_artifact(lambda art: (art / "empeval_model.safetensors").unlink())),
+    Case("artifact-weights-truncated", score(model="{tmp}/art"), ("art", "cannot load"), files={"pairs.jsonl": PAIRS3},
+         out="s.jsonl", needs=("artifact",), setup=copy_artifact(lambda art: (art / "empeval_model.safetensors").write_bytes(
+             (art / "empeval_model.safetensors").read_bytes()[:5000]))),
+    Case("artifact-weights-random-bytes", score(model="{tmp}/art"), ("art", "cannot load"), files={"pairs.jsonl": PAIRS3},
+         out="s.jsonl", needs=("artifact",),
+         setup=copy_artifact(lambda art: (art / "empeval_model.safetensors").write_bytes(os.urandom(4096)))),
+    Case("artifact-encoder-config-broken", score(model="{tmp}/art"), ("art",), files={"pairs.jsonl": PAIRS3},
+         out="s.jsonl", needs=("artifact",), setup=copy_artifact(lambda art: (art / "config.json").write_text("{"))),
+    # --- empeval score: stale resume -------------------------------------------------------------------
+    Case("score-stale-response", score(), ("s.jsonl:2", "input", "--force"), needs=("scores",),
+         setup=previous_scores(lambda text: text.replace("night 1.", "night 1!"))),
+    Case("score-stale-artifact", score(model="{tmp}/art"), ("s.jsonl:1", "artifact", "--force"), needs=("scores", "artifact"),
+         setup=lambda tmp, env: (previous_scores()(tmp, env), copy_artifact(_perturb_weights)(tmp, env))),
+    # --- sweep ---------------------------------------------------------------------------------------------
+    Case("sweep-yaml-broken", ["sweep", "{tmp}/sweep.yaml"], ("sweep.yaml", "YAML"),
+         files=sweep_yaml("parameters:\n  prompt: {values: [standard, new]\n")),
+    Case("sweep-yaml-not-utf8", ["sweep", "{tmp}/sweep.yaml"], ("sweep.yaml",),
+         files=sweep_yaml(b"parameters:\n  prompt:\n    values: [st\xffndard]\n")),
+    Case("sweep-yaml-no-parameters", ["sweep", "{tmp}/sweep.yaml"], ("sweep.yaml", "parameters"),
+         files=sweep_yaml("method: grid\n")),
+    Case("sweep-yaml-not-grid", ["sweep", "{tmp}/sweep.yaml"], ("method", "grid"),
+         files=sweep_yaml("method: bayes\nparameters:\n  prompt: {values: [standard]}\n")),
+    Case("sweep-yaml-missing", ["sweep", "{tmp}/nope.yaml"], ("nope.yaml",)),
+    Case("sweep-unknown-key", ["sweep", "{tmp}/sweep.yaml"], ("unknown config key",),
+         files=sweep_yaml("parameters:\n  promt: {values: [standard]}\n")),
+    Case("sweep-set-without-equals", ["sweep", "{tmp}/sweep.yaml", "--set", "limit"], ("--set",),
+         files=sweep_yaml("parameters:\n  prompt: {values: [standard]}\n")),
+    # --- recipes/eval_paper.py -------------------------------------------------------------------------
+    Case("eval-limit-negative", ["--preset", "tiny", "--limit=-5", "--out={tmp}/ev"], ("limit", "-5"), surface="eval",
+         out="ev"),
+    Case("eval-unknown-key", ["--preset", "tiny", "--limt=5", "--out={tmp}/ev"], ("--limt", "did you mean --limit"),
+         surface="eval", out="ev"),
+    Case("eval-bad-preset", ["--preset", "small"], ("--preset", "small"), surface="eval"),
+    Case("eval-unknown-model", ["--preset", "tiny", "--models=base,gpt", "--out={tmp}/ev", f"--inputs={INPUTS_1000}"],
+         ("models", "gpt"),
+         surface="eval", out="ev"),
+    Case("eval-unknown-prompt", ["--preset", "tiny", "--prompts=standard,kindest", "--out={tmp}/ev",
+                                 f"--inputs={INPUTS_1000}"], ("kindest",),
+         surface="eval", out="ev"),
+    Case("eval-inputs-missing", ["--preset", "tiny", "--inputs={tmp}/nope.jsonl", "--out={tmp}/ev"], ("nope.jsonl",),
+         surface="eval", out="ev"),
+    Case("eval-max-new-tokens-0", ["--preset", "tiny", "--generation.max_new_tokens=0", "--out={tmp}/ev"],
+         ("max_new_tokens",), surface="eval", out="ev"),
+    Case("eval-out-is-file", ["--preset", "tiny", "--out={tmp}/ev"], ("ev", "is a file"), surface="eval",
+         previous={"ev": "a file"}),
+]
+
 
 # ---------------------------------------------------------------------------------------- the table
 CASES: list[Case] = [
@@ -230,7 +423,7 @@ CASES: list[Case] = [
     Case("sft-tokenizer-missing", sft("--model.tokenizer=/nope/tok"), ("/nope/tok", "--model.tokenizer"), surface="sft"),
     Case("sft-existing-checkpoints", sft("--name=r1"), ("runs/r1", "--resume"), surface="sft",
          previous={"runs/r1/checkpoint-2/trainer_state.json": "{}"}),
-]
+] + EVALUATION_CASES
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -273,7 +466,7 @@ def run_door(surface: str, argv: list[str]) -> int:
 
             main(argv)
         else:
-            exit_on_user_error(_recipe({"sft": "sft_paper"}[surface]).main)(argv)
+            exit_on_user_error(_recipe({"sft": "sft_paper", "eval": "eval_paper"}[surface]).main)(argv)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1
     return 0
@@ -290,6 +483,33 @@ def built(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> Path:
+    """A small random-weight EMP-EVAL artifact (real layout and code, tiny encoder)."""
+    from tests.integration.evaluator_fixture import make_tiny_evaluator
+
+    return make_tiny_evaluator(tmp_path_factory.mktemp("artifact") / "empeval")
+
+
+@pytest.fixture(scope="module")
+def gens(tmp_path_factory) -> Path:
+    """A finished `generate` output on INPUTS3 (tiny-base, 4 new tokens)."""
+    root = tmp_path_factory.mktemp("gens")
+    (root / "in.jsonl").write_text(INPUTS3)
+    argv = [_fill(arg, {"tmp": str(root)}) for arg in gen()]
+    assert run_door("cli", argv) == 0
+    return root / "g.jsonl"
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory, artifact) -> Path:
+    """A finished `empeval score` output on PAIRS3."""
+    root = tmp_path_factory.mktemp("scores")
+    (root / "pairs.jsonl").write_text(PAIRS3)
+    assert run_door("cli", [_fill(arg, {"tmp": str(root), "artifact": str(artifact)}) for arg in score()]) == 0
+    return root / "s.jsonl"
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_in_one_line(case: Case, tmp_path, request, capsys, monkeypatch):
     if case.skip == CPU_ONLY:
@@ -297,14 +517,15 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path, request, capsys,
 
         if torch.cuda.is_available():
             pytest.skip(CPU_ONLY)
-    monkeypatch.chdir(tmp_path)
     env = {"tmp": str(tmp_path), "data": str(DATA_DIR), "tok": str(TOKENIZER_DIR)}
-    if any("{built}" in arg for arg in case.argv):
-        env["built"] = str(request.getfixturevalue("built"))
+    for fixture in ("built", "artifact", "gens", "scores"):  # before the chdir: fixtures run from the repo
+        if any("{" + fixture + "}" in arg for arg in case.argv) or fixture in case.needs:
+            env[fixture] = str(request.getfixturevalue(fixture))
+    monkeypatch.chdir(tmp_path)
     _write(tmp_path, case.files)
     _write(tmp_path, case.previous)
     if case.setup:
-        case.setup(tmp_path)
+        case.setup(tmp_path, env)
     before = _snapshot(tmp_path)
     capsys.readouterr()
 
@@ -317,8 +538,10 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path, request, capsys,
         message = " ".join(captured.err.split())
     else:
         lines = [line for line in captured.err.splitlines() if line.strip()]
-        assert len(lines) <= 2 and lines[0].startswith("error: "), captured.err
-        message = " ".join(lines)
+        errors = [line for line in lines if line.startswith("error: ")]
+        # One error line; at most one more (a progress bar's last state printed before the refusal).
+        assert len(errors) == 1 and len(lines) <= 2 and lines[-1] == errors[0], captured.err
+        message = errors[0]
     for name in case.names:
         assert _fill(name, env) in message, f"{name!r} not in {message!r}"
     after = _snapshot(tmp_path)
@@ -326,3 +549,198 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path, request, capsys,
     if case.out is not None:
         assert not (tmp_path / case.out).exists()
     assert not list(tmp_path.glob("**/.*tmp*")), "a temporary file was left behind"
+
+
+# ---------------------------------------------------------------------------------------- real processes
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+       "OMP_NUM_THREADS": "1"}
+CONSOLE_SCRIPT = Path(sys.executable).with_name("therapy-align")
+
+
+@pytest.mark.parametrize("argv, names", [
+    ([str(CONSOLE_SCRIPT), "data", "build", "--split", "full_plus", "--extra", "s.txt", "--out", "o"],
+     ("s.txt:3", "speaker", "Clinet:")),
+    ([sys.executable, str(REPO_ROOT / "recipes" / "sft_paper.py"), "--preset", "tiny", "--train.max_steps=-1"],
+     ("--train.max_steps", ">= 1")),
+    ([sys.executable, str(REPO_ROOT / "recipes" / "eval_paper.py"), "--preset", "tiny", "--limit=-5", "--out=ev"],
+     ("limit", "-5")),
+], ids=["console-script", "sft-recipe", "eval-recipe"])
+def test_a_real_process_prints_one_line_and_no_traceback(argv, names, tmp_path):
+    (tmp_path / "s.txt").write_text("T: Hello.\nC: Not great.\nClinet: I have been very sad lately.\nT: Tell me more.\n")
+    proc = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert all(name in lines[0] for name in names), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt"], "nothing written"
+
+
+@pytest.mark.parametrize("how", ["--debug", "THERAPY_ALIGN_DEBUG=1"])
+def test_debug_brings_the_traceback_back(how, tmp_path):
+    argv = [str(CONSOLE_SCRIPT), "data", "show", str(tmp_path / "nope")] + (["--debug"] if how == "--debug" else [])
+    env = {**ENV, "THERAPY_ALIGN_DEBUG": "1"} if how != "--debug" else ENV
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "UserError" in proc.stderr and "no such dataset directory" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------- stale resume after a kill
+
+
+def _kill_when(proc: subprocess.Popen, path: Path, lines: int, timeout: float = 240) -> None:
+    """SIGKILL ``proc`` as soon as ``path`` holds ``lines`` whole lines."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if path.is_file() and path.read_bytes().count(b"\n") >= lines:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+
+
+def _lines(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _rewrite(path: Path, item_id: str, key: str, value: str) -> None:
+    import json
+
+    rows = _lines(path)
+    for row in rows:
+        if row["id"] == item_id:
+            row[key] = value
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_killed_generation_with_changed_input_and_model_refuses_then_force_recomputes(tmp_path, capsys):
+    from therapy_align.evaluation.generation import GenerationSpec, model_identity
+    from therapy_align.store import digest
+
+    inputs, out = tmp_path / "in.jsonl", tmp_path / "g.jsonl"
+    inputs.write_text("".join(INPUTS_1000.read_text().splitlines(keepends=True)[:10]))
+    args = ["generate", "--inputs", str(inputs), "--out", str(out), "--max-new-tokens", "16"]
+    proc = subprocess.Popen([sys.executable, "-m", "therapy_align.cli", *args, "--model", "tiny-base", "--batch-size", "1"],
+                            cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = out.with_name(out.name + ".part")
+    _kill_when(proc, part, 2)
+    done = [row["id"] for row in _lines(part)]
+    assert 2 <= len(done) < 10 and not out.exists()
+
+    changed = done[0]
+    _rewrite(inputs, changed, "text", "I changed my post: I feel worse than before.")
+    other_model = str(REPO_ROOT / "artifacts" / "tiny-llama-2")  # the same weights under another reference
+    kept = part.read_bytes()
+    capsys.readouterr()
+    assert run_door("cli", [*args, "--model", "tiny-base"]) == 2
+    assert "input" in capsys.readouterr().err and part.read_bytes() == kept
+    assert run_door("cli", [*args, "--model", other_model]) == 2
+    err = capsys.readouterr().err
+    assert "model and input" in err and repr(done[0]) in err and part.read_bytes() == kept, err
+
+    assert run_door("cli", [*args, "--model", other_model, "--force"]) == 0
+    texts = {row["id"]: row["text"] for row in _lines(inputs)}
+    records = _lines(out)
+    assert sorted(row["id"] for row in records) == sorted(texts) and not part.exists()
+    model_stamp = digest(model_identity(other_model))
+    settings = digest(GenerationSpec(max_new_tokens=16).identity())
+    for row in records:  # no stale record survives: every line was made from today's text and model
+        assert row["_made_from"]["input"] == digest(texts[row["id"]])
+        assert row["_made_from"]["model"] == model_stamp and row["_made_from"]["settings"] == settings
+        assert row["model"] == other_model and row["text"] == texts[row["id"]]
+
+
+def test_killed_scoring_with_changed_pair_and_artifact_refuses_then_force_recomputes(tmp_path, artifact, capsys):
+    import json
+    import shutil
+
+    from empeval.scoring import artifact_identity
+    from therapy_align.scoring import Pair, pair_input
+    from therapy_align.store import digest
+
+    pairs_path, out = tmp_path / "pairs.jsonl", tmp_path / "s.jsonl"
+    pairs_path.write_text("".join(json.dumps({"id": f"p{i}", "seeker": f"I cannot sleep, night {i}.",
+                                              "response": "That sounds hard; what keeps you up at night?"}) + "\n"
+                                  for i in range(3000)))
+    args = ["empeval", "score", "--in", str(pairs_path), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "therapy_align.cli", *args, "--model", str(artifact), "--batch-size", "1"],
+                            cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = out.with_name(out.name + ".part")
+    _kill_when(proc, part, 1)
+    done = [row["id"] for row in _lines(part)]
+    assert 1 <= len(done) < 3000 and not out.exists()
+
+    _rewrite(pairs_path, done[0], "response", "Have you tried just sleeping more?")
+    retrained = tmp_path / "art"
+    shutil.copytree(artifact, retrained)
+    _perturb_weights(retrained)
+    kept = part.read_bytes()
+    capsys.readouterr()
+    assert run_door("cli", [*args, "--model", str(artifact)]) == 2
+    assert "input" in capsys.readouterr().err and part.read_bytes() == kept
+    assert run_door("cli", [*args, "--model", str(retrained)]) == 2
+    err = capsys.readouterr().err
+    assert "artifact and input" in err and part.read_bytes() == kept, err
+
+    assert run_door("cli", [*args, "--model", str(retrained), "--force"]) == 0
+    pairs = {row["id"]: Pair(id=row["id"], seeker=row["seeker"], response=row["response"]) for row in _lines(pairs_path)}
+    records = _lines(out)
+    assert len(records) == 3000 and {row["id"] for row in records} == set(pairs) and not part.exists()
+    stamp = digest(artifact_identity(retrained))
+    for row in records:
+        assert row["_made_from"]["artifact"] == stamp and row["_made_from"]["input"] == digest(pair_input(pairs[row["id"]]))
+
+
+def test_an_input_longer_than_the_window_is_cut_from_the_left_and_counted(tmp_path, capsys):
+    import json
+
+    inputs, out = tmp_path / "in.jsonl", tmp_path / "g.jsonl"
+    long_text = " ".join(f"word{i}" for i in range(6000)) + " THE-END"
+    inputs.write_text(json.dumps({"id": "long", "text": long_text}) + "\n"
+                      + json.dumps({"id": "short", "text": "I feel low."}) + "\n")
+    capsys.readouterr()
+    assert run_door("cli", ["generate", "--model", "tiny-base", "--inputs", str(inputs), "--out", str(out),
+                            "--max-new-tokens", "2", "--batch-size", "1"]) == 0
+    assert "1 inputs over the model's window cut from the left" in " ".join(capsys.readouterr().err.split())
+    records = {row["id"]: row for row in _lines(out)}
+    assert records["long"]["input_tokens_cut"] > 0 and "input_tokens_cut" not in records["short"]
+    assert records["long"]["text"] == long_text, "the record keeps the input as given"
+
+
+# ---------------------------------------------------------------------------------------- counted corrections
+
+
+def test_a_transcript_without_usable_exchange_is_counted_not_listed_in_split_json(tmp_path):
+    import json
+
+    useless = "".join(f"99,high,x,{u},{'client' if u % 2 == 0 else 'therapist'},{'I feel sad.' if u % 2 == 0 else 'Mm-hmm.'}\n"
+                      for u in range(4))
+    _write(tmp_path, data_dir(annomi_csv(8) + useless))
+    out = tmp_path / "ds"
+    assert run_door("cli", ["data", "build", "--split", "full_plus", "--data-dir", str(tmp_path / "d"), "--tokenizer",
+                            str(TOKENIZER_DIR), "--max-tokens", "512", "--out", str(out)]) == 0
+    split = json.loads((out / "split.json").read_text())
+    stats = json.loads((out / "stats.json").read_text())
+    assert "99" not in split["train"] + split["heldout"] and len(split["train"]) == 8
+    assert stats["transcripts_without_usable_exchange"] == ["99"] and stats["transcripts_used"] == 8
+
+
+def test_two_score_outputs_in_one_directory_keep_their_own_summaries(tmp_path, artifact):
+    import json
+
+    (tmp_path / "a.jsonl").write_text(PAIRS3)
+    (tmp_path / "b.jsonl").write_text(PAIRS3.splitlines(keepends=True)[0])
+    for name in ("a", "b"):
+        assert run_door("cli", ["empeval", "score", "--model", str(artifact), "--in", str(tmp_path / f"{name}.jsonl"),
+                                "--out", str(tmp_path / "out" / f"{name}.scores.jsonl"), "--no-progress"]) == 0
+    summaries = {name: json.loads((tmp_path / "out" / f"{name}.scores.summary.json").read_text()) for name in "ab"}
+    assert summaries["a"]["input"].endswith("a.jsonl") and summaries["b"]["input"].endswith("b.jsonl")
+    assert summaries["a"] != summaries["b"]

@@ -64,10 +64,11 @@ def test_four_bit_without_cuda_fails_fast(tmp_path):
     "bad, expected",
     [(["--lora.rank=4"], "unknown config key --lora.rank"), (["--train.max_steps=ten"], "bad value for --train.max_steps")],
 )
-def test_bad_override_fails_fast_with_valid_keys(tmp_path, bad, expected):
+def test_bad_override_fails_fast_in_one_line(tmp_path, bad, expected):
     proc = run([sys.executable, str(RECIPE), "--preset", "tiny", f"--runs_dir={tmp_path}", *bad], timeout=120)
-    assert proc.returncode != 0
-    assert expected in proc.stderr and "--lora.alpha" in proc.stderr and "--train.learning_rate" in proc.stderr
+    assert proc.returncode == 2
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no list of 50 keys (issue 14)
     assert not any(tmp_path.iterdir())
 
 
@@ -95,6 +96,13 @@ def test_two_process_cpu_run_trains_saves_and_reloads(tmp_path):
                  "README.md", "checkpoint-3/trainer_state.json"):
         assert (run_dir / path).exists(), path
     assert list((run_dir / "wandb").glob("offline-run-*")), "wandb logs offline under runs/<name>/wandb"
+    # Privacy (README): what wandb would upload is config and metrics, never transcript text.
+    from therapy_align.data.transcripts import load_annomi
+
+    utterances = sorted({t.text.encode() for tr in load_annomi()[0] for t in tr.turns if len(t.text) > 80})[:500]
+    for path in (p for p in (run_dir / "wandb").rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        assert not [u for u in utterances if u in data], f"transcript text in {path}"
 
     import torch
 

@@ -77,3 +77,20 @@ def test_example_session_ships_with_the_package():
     transcript = load_plain_transcript(str(path))
     assert transcript.transcript_id == "example-sleep"
     assert len(transcript.turns) == 10
+
+
+def test_indented_or_non_label_lines_continue_but_an_unknown_label_is_refused():
+    transcript = parse_plain_transcript("T: Hello.\nC: I lost my job\n  Note: that was in May.\n10:30 is when it happened.\n")
+    assert [t.text for t in transcript.turns] == ["Hello.", "I lost my job Note: that was in May. 10:30 is when it happened."]
+    with pytest.raises(TranscriptFormatError, match=r"s.txt:3: speaker: 'Clinet:'.*did you mean Client:"):
+        parse_plain_transcript("T: Hello.\nC: Not great.\nClinet: I have been very sad lately.\n", name="s.txt")
+
+
+def test_non_integer_ids_fail_on_their_row_or_are_skipped_when_lenient(tmp_path):
+    path = write(tmp_path, HEADER + "0,high,x,0,client,Hi\n0,high,x,x1,therapist,How are you doing?\n"
+                 + "".join(f"0,high,x,{u},{'client' if u % 2 == 0 else 'therapist'},turn {u}\n" for u in range(1, 12)))
+    with pytest.raises(TranscriptFormatError, match=r"annomi.csv:3: utterance_id: 'x1' is not an integer"):
+        load_annomi(path=path)
+    transcripts, report = load_annomi(path=path, lenient=True)
+    assert report.skipped == {"non_integer_utterance_id": 1}
+    assert [t.text for t in transcripts[0].turns] == ["Hi"] + [f"turn {u}" for u in range(1, 12)], "numeric order: 1, 2, ... 11"

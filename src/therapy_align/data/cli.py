@@ -87,16 +87,14 @@ def _run_build(config, out: Path, *, overwrite: bool, tokenizer_source: str) -> 
 
 
 def check_system_prompt(name_or_file: str) -> str:
-    """The system prompt's text, or a one-line error for an unknown name or an unreadable file."""
-    from therapy_align.data.system_prompts import get_system_prompt
+    """The system prompt's text, or a one-line error naming --system-prompt."""
+    from therapy_align.data.system_prompts import check_prompt
 
     try:
-        return get_system_prompt(name_or_file)
-    except KeyError as error:
-        raise UserError(str(error.args[0]), field="--system-prompt", fix="give a prompt name or a file") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"not UTF-8 text (byte {error.start})", file=name_or_file, field="--system-prompt",
-                        fix="save the prompt file as UTF-8") from None
+        return check_prompt(name_or_file)
+    except UserError as error:
+        error.field = "--system-prompt"
+        raise
 
 
 @lru_cache(maxsize=2)

@@ -141,7 +141,7 @@ def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = N
         "transcripts_high_quality": len(high),
         "transcripts_low_quality": len(annomi) - len(high),
         "transcripts_used": len({row["conversation_id"] for row in train_rows}),
-        "transcripts_without_usable_exchange": unused + [i for i in heldout_ids if i not in heldout_used],
+        "transcripts_without_usable_exchange": list(dict.fromkeys(unused + [i for i in heldout_ids if i not in heldout_used])),
         "conversations_by_source": dict(Counter(row["source"] for row in train_rows if row["chunk_index"] == 0)),
         "chunks": len(train_rows),
         "heldout_transcripts": len(heldout_ids),
