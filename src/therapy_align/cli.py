@@ -13,16 +13,22 @@ import sys
 import typer
 
 from empeval.cli import app as empeval_app
+from miti.cli import app as miti_app
 from therapy_align.data.cli import app as data_app
 from therapy_align.errors import UserError, report_and_exit, strip_debug_flag
 from therapy_align.evaluation import cli as evaluation_cli
 from therapy_align.rl.cli import app as reward_app
+from therapy_align.safety.cli import app as safety_app
+from therapy_align.chat.cli import chat as chat_command
 
 app = typer.Typer(no_args_is_help=True, help="therapy_align: counselling-chatbot alignment research.")
 app.add_typer(data_app, name="data", help="Build and inspect the AnnoMI -> Llama-2 chat SFT data.")
 app.add_typer(empeval_app, name="empeval", help="EMP-EVAL: train and run the empathy-mechanism evaluator.")
 evaluation_cli.register(app)
 app.add_typer(reward_app, name="reward", help="The guarded RL reward: every term and the total.")
+app.add_typer(miti_app, name="miti", help="MITI: MI-behaviour classifier, MITI summary scores, expert rows.")
+app.add_typer(safety_app, name="safety", help="Safety: crisis detection on messages, the detector's figures.")
+app.command("chat")(chat_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,82 @@
+"""`therapy-align miti train|score|human`. torch and lightning load inside the commands, so that
+`therapy-align --help` stays fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from therapy_align.errors import exit_on_user_error
+
+app = typer.Typer(no_args_is_help=True, help="MITI: MI-behaviour classifier and MITI 4.2.1 summary scores.")
+
+DEFAULT_ARTIFACT = Path("artifacts/miti")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@exit_on_user_error
+def train(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = DEFAULT_ARTIFACT,
+    preset: Annotated[str, typer.Option(help="default (~10 min on 2 CPU cores) or fast (a slice).")] = "default",
+    restart: Annotated[bool, typer.Option(help="Discard checkpoints of an interrupted run instead of resuming.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train the classifier (recipes/miti.py); further --dotted.key=value arguments override its config."""
+    from miti.training import load_recipe
+
+    argv = [f"--preset={preset}", f"--out={out}", f"--progress={progress}", *(["--restart"] if restart else []), *ctx.args]
+    load_recipe().main(argv)
+
+
+@app.command()
+@exit_on_user_error
+def score(
+    in_path: Annotated[Path, typer.Option("--in", help="JSONL, one {\"id\", \"client\", \"therapist\"} per line.")],
+    out: Annotated[Path, typer.Option(help="Directory: scores.jsonl (label + probabilities per turn), summary.json.")],
+    model: Annotated[Path, typer.Option(help="Trained artifact directory.")] = DEFAULT_ARTIFACT,
+    lenient: Annotated[bool, typer.Option(help="Skip and count bad lines instead of stopping at the first.")] = False,
+    force: Annotated[bool, typer.Option(help="Recompute stored results made by another model or input.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Label therapist turns (client turn before as context); an interrupted run resumes."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import json
+
+    from rich.progress import Progress
+
+    from miti.predictor import load
+    from miti.scoring import read_turns, score_turns
+
+    total = len(read_turns(in_path, lenient=lenient)[0])  # validates the input before loading the model
+    predictor = load(model, batch_size=batch_size)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("labelling", total=total)
+        summary = score_turns(predictor, in_path, out, lenient=lenient, force=force,
+                              on_progress=lambda n: bar.advance(task, n))
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "skipped_lines"}, indent=2))
+
+
+@app.command()
+@exit_on_user_error
+def human(
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding annomi/AnnoMI-full.csv.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the rows as JSON here.")] = None,
+) -> None:
+    """The expert MITI rows from AnnoMI: high- vs low-quality sessions, and the held-out high ones."""
+    from miti.human import human_rows, markdown_table
+    from therapy_align.files import atomic_write_json
+
+    rows = human_rows(data_dir)
+    typer.echo(markdown_table(rows))
+    if out is not None:
+        atomic_write_json(out, rows)
+        typer.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app()
