@@ -81,14 +81,8 @@ def naive_arm(name: str, cfg, rows, tokenizer, out: str, *, fp32: bool) -> dict:
     return timed_train(name, trainer)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=32, help="training rows (a multiple of 8)")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--arms", default="naive,naive_fp32,recipe")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    ns = parser.parse_args()
-
+def measure(rows: int = 32, repeats: int = 1, arms: str = "naive,naive_fp32,recipe") -> dict:
+    """Every arm on the same rows; ``{"results": [...per arm and repeat], "summary": {...ratios}}``."""
     import torch
 
     from therapy_align.training.sft_run import sft_dataset
@@ -99,13 +93,13 @@ def main() -> None:
         per_step = tiny.train.per_device_train_batch_size * tiny.train.gradient_accumulation_steps
         cfg = replace(
             tiny, name="bench", runs_dir=tmp,
-            data=replace(tiny.data, max_train_rows=ns.rows, max_heldout_rows=1),
-            train=replace(tiny.train, max_steps=ns.rows // per_step, logging_steps=1000, save_steps=10**6,
+            data=replace(tiny.data, max_train_rows=rows, max_heldout_rows=1),
+            train=replace(tiny.train, max_steps=rows // per_step, logging_steps=1000, save_steps=10**6,
                           wandb=False, heldout_eval=False),
         )
         results = []
-        for repeat in range(ns.repeats):
-            for name in ns.arms.split(","):
+        for repeat in range(repeats):
+            for name in arms.split(","):
                 out = os.path.join(tmp, f"{name}-{repeat}")
                 if name == "recipe":
                     trainer, tokenizer = recipe.make_trainer(cfg, Path(out))
@@ -115,12 +109,12 @@ def main() -> None:
                     from therapy_align.data.chat_format import load_tokenizer
 
                     tokenizer = load_tokenizer(cfg.model.tokenizer)
-                    rows = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.max_length)["train"]
-                    result = naive_arm(name, cfg, rows, tokenizer, out, fp32=name == "naive_fp32")
+                    train_rows = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.max_length)["train"]
+                    result = naive_arm(name, cfg, train_rows, tokenizer, out, fp32=name == "naive_fp32")
                 results.append(result)
                 print(json.dumps(result), flush=True)
-        rows = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.max_length)["train"]
-    lengths = [len(ids) for ids in rows["input_ids"]]
+        train_rows = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.max_length)["train"]
+    lengths = [len(ids) for ids in train_rows["input_ids"]]
     best = {}
     for r in results:
         best[r["arm"]] = max(best.get(r["arm"], 0.0), r["supervised_tokens_per_s"])
@@ -133,9 +127,20 @@ def main() -> None:
         summary["ratio_recipe_vs_naive"] = round(best["recipe"] / best["naive"], 2)
     if "recipe" in best and "naive_fp32" in best:
         summary["ratio_recipe_vs_naive_fp32"] = round(best["recipe"] / best["naive_fp32"], 2)
-    print(json.dumps(summary, indent=2))
+    return {"results": results, "summary": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=32, help="training rows (a multiple of 8)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--arms", default="naive,naive_fp32,recipe")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    ns = parser.parse_args()
+    measured = measure(ns.rows, ns.repeats, ns.arms)
+    print(json.dumps(measured["summary"], indent=2))
     if ns.json:
-        ns.json.write_text(json.dumps({"results": results, "summary": summary}, indent=2) + "\n")
+        ns.json.write_text(json.dumps(measured, indent=2) + "\n")
 
 
 if __name__ == "__main__":
