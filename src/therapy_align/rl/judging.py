@@ -66,7 +66,7 @@ class JudgeCallback(TrainerCallback):
     """Judges the policy on held-out inputs; see the module docstring."""
 
     def __init__(self, config: JudgeConfig, *, reward, tokenizer, out: str | Path, inputs: Sequence[Any] | None = None,
-                 judge=None) -> None:
+                 judge=None, step_offset: int = 0) -> None:
         from therapy_align.data.system_prompts import get_system_prompt
         from therapy_align.rl.prompts import judge_inputs
 
@@ -82,6 +82,7 @@ class JudgeCallback(TrainerCallback):
                 self._judge = empeval.load(config.judge_path)
             else:
                 self.judge_note = f"no judge artifact at {config.judge_path}: judge not measured"
+        self.step_offset = step_offset  # iterated DPO: steps of earlier rounds, so steps keep rising
         self.best: float | None = None
         self.since_best = 0
 
@@ -90,12 +91,13 @@ class JudgeCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not args.should_save:  # main process only (judging generates; other ranks wait in the trainer)
             return control
-        rows = [r for r in read_rows(self.out) if r["step"] <= state.global_step]  # resume: drop rows past the checkpoint
+        now = self.step_offset + state.global_step
+        rows = [r for r in read_rows(self.out) if r["step"] <= now]  # resume: drop rows past the checkpoint
         if self.out.exists():
             atomic_write_jsonl(self.out, rows)
         for row in rows:
             self._track(row)
-        if not any(r["step"] == state.global_step for r in rows):
+        if not any(r["step"] == now for r in rows):
             self.judge(model, state)
         return control
 
@@ -107,7 +109,7 @@ class JudgeCallback(TrainerCallback):
         return control
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if args.should_save and not any(r["step"] == state.global_step for r in read_rows(self.out)):
+        if args.should_save and not any(r["step"] == self.step_offset + state.global_step for r in read_rows(self.out)):
             self.judge(model, state)
         return control
 
@@ -158,7 +160,7 @@ class JudgeCallback(TrainerCallback):
             return round(sum(values) / max(len(values), 1), 4)
 
         row: dict[str, Any] = {
-            "step": state.global_step, "n": n,
+            "step": self.step_offset + state.global_step, "n": n,
             "reward_total": mean(s["total"] for s in scored),
             "reward_empeval": mean(s["terms"]["empeval"] for s in scored),
             "judge_final": None,
@@ -179,7 +181,7 @@ class JudgeCallback(TrainerCallback):
 
             if wandb.run is not None:
                 wandb.log({**{f"judge/{k}": v for k, v in row.items() if isinstance(v, int | float) and k != "step"},
-                           "train/global_step": state.global_step})
+                           "train/global_step": self.step_offset + state.global_step})
         except ImportError:  # pragma: no cover
             pass
         return row
