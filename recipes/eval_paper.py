@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from therapy_align.errors import UserError, exit_on_user_error
-from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec
+from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec, ModelLoad
 from therapy_align.overrides import OverrideError, apply_overrides, pop_option
 
 
@@ -71,9 +71,12 @@ class EvalPaper:
     prompts: tuple[str, ...] = ("standard", "new")  # §4: two system prompts (verbatim)
     refs: Refs = field(default_factory=Refs)
     extra_models: tuple[str, ...] = ()  # not in the paper: more rows, name=ref (e.g. grpo=runs/grpo)
-    references: tuple[str, ...] = ()  # not in the paper: rows of given replies, name=pairs.jsonl
+    # not in the paper: rows of given replies scored alike (human counsellors; name or name=pairs.jsonl)
+    references: tuple[str, ...] = ("annomi_high", "annomi_low", "counselchat")
     sft: Sft = field(default_factory=Sft)
     generation: GenerationSpec = field(default_factory=GenerationSpec)  # paper silent: greedy, 256 tokens
+    # paper silent: bf16 with the LoRA merged (several times faster than through 4-bit layers, issue 13)
+    load: ModelLoad = field(default_factory=lambda: ModelLoad(dtype="bfloat16"))
     scorers: tuple[str, ...] = ("empeval", "safety")  # §2.2.3 EMP-EVAL; not in the paper: safety (harm_*, §6.1 "how bad"); more: judge, guards, miti
     empeval: str = "artifacts/empeval"  # §2.2.3: EMP-EVAL trained on its own data
     artifacts: tuple[str, ...] = ()  # other scorers' artifacts, name=dir (e.g. judge=artifacts/judge)
@@ -88,7 +91,7 @@ TINY = replace(PAPER, preset="tiny", out="runs/eval-tiny", limit=32, refs=Refs(b
                sft=Sft(preset="tiny", train=SftTrain(max_steps=6, gradient_accumulation_steps=1,
                                                      per_device_train_batch_size=2),
                        data=SftData(max_heldout_rows=4)),
-               generation=GenerationSpec(batch_size=16, max_new_tokens=48, threads=1))
+               generation=GenerationSpec(batch_size=16, max_new_tokens=48, threads=1), load=ModelLoad())
 PRESETS = {"paper": PAPER, "tiny": TINY}
 
 

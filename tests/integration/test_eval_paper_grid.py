@@ -29,7 +29,7 @@ def test_base_model_cells_report_and_reuse(tmp_path, evaluator, capsys):
     recipe = load_recipe()
     out = tmp_path / "eval"
     argv = ["--preset", "tiny", f"--out={out}", "--models=base", "--limit=3", "--generation.max_new_tokens=6",
-            f"--empeval={evaluator}", "--examples_per_cell=2"]
+            f"--empeval={evaluator}", "--examples_per_cell=2", "--references="]
     results = recipe.main(argv)
     assert [(r["row"], r["prompt"]) for r in results["rows"]] == [("base", "standard"), ("base", "new")]
     assert results["model_refs"] == {"base": "tiny-base"} and not any("QUICK" in n for n in results["notes"])
@@ -49,7 +49,7 @@ def test_base_model_cells_report_and_reuse(tmp_path, evaluator, capsys):
     assert (cell / "generations.jsonl").read_text().count("\n") == 3
     assert (cell / "scores-empeval.jsonl").read_text().count("\n") == 3
     summary = json.loads((cell / "summary.json").read_text())
-    assert summary["n"] == 3 and set(summary["metrics"]) == {"E", "I", "X", "final"}
+    assert summary["n"] == 3 and {"E", "I", "X", "final", "harm_unsafe_per_1000"} <= set(summary["metrics"])
 
     before = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()}
     capsys.readouterr()

@@ -30,7 +30,11 @@ from therapy_align.scoring import Pair, Scorer, read_pairs, score_pairs
 
 # Reference rows by name -> "module:function"; function(out_dir: Path) -> Path of a pairs JSONL
 # (written once into out_dir, reused after). Stages add one line here.
-REFERENCES: dict[str, str] = {}
+REFERENCES: dict[str, str] = {
+    "annomi_high": "therapy_align.evaluation.human_reference:build_annomi_high",  # issue 9: human rows
+    "annomi_low": "therapy_align.evaluation.human_reference:build_annomi_low",
+    "counselchat": "therapy_align.evaluation.human_reference:build_counselchat",
+}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from therapy_align.errors import exit_on_user_error
-from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec
+from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec, ModelCache, ModelLoad
 
 
 def with_spec_options(spec_cls: type, param: str):
@@ -33,7 +33,8 @@ def with_spec_options(spec_cls: type, param: str):
                               annotation=Annotated[hints[f.name], typer.Option(help=f.metadata.get("help", ""))])
             for f in fields
         ]
-        kept = [p.replace(annotation=typing.get_type_hints(command, include_extras=True)[p.name])
+        resolved = typing.get_type_hints(command, include_extras=True)  # the command's own string annotations
+        kept = [p.replace(annotation=resolved.get(p.name, p.annotation))
                 for p in signature.parameters.values() if p.name != param]
 
         @functools.wraps(command)
@@ -48,12 +49,14 @@ def with_spec_options(spec_cls: type, param: str):
     return decorate
 
 
+@with_spec_options(ModelLoad, "load")
 @with_spec_options(GenerationSpec, "generation")
 @exit_on_user_error
 def generate(
     model: Annotated[str, typer.Option(help="base | tiny-base | a model dir | an SFT run dir runs/<name>")],
     out: Annotated[Path, typer.Option(help="output JSONL; rerunning resumes it (<out>.part until all are done)")],
     generation: GenerationSpec,
+    load: ModelLoad,
     prompt: Annotated[str, typer.Option(help="system prompt name (see `therapy-align sweep --list`) or a text file")] = "standard",
     inputs: Annotated[Path, typer.Option(help="inputs JSONL: one {\"id\", \"text\"} object per line")] = Path(DEFAULT_INPUTS),
     limit: Annotated[int | None, typer.Option(help="use only the first N inputs")] = None,
@@ -82,7 +85,8 @@ def generate(
         raise UserError(str(err), field="--model") from None
     try:
         summary = run_generation(model_ref=model, prompt_name=prompt, system_prompt=system_prompt,
-                                 inputs=report.records, out=out, spec=generation, force=force, console=console)
+                                 inputs=report.records, out=out, spec=generation, force=force, console=console,
+                                 models=ModelCache(load))
     except OSError as err:  # e.g. "base" (a hub model) offline
         raise UserError(f"could not load model {model!r}: {err}", field="--model") from None
     console.print(

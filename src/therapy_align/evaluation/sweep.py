@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from therapy_align.errors import UserError
-from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec
+from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec, ModelLoad
 
 WANDB_PROJECT = "therapy-align-prompts"
 
@@ -43,6 +43,7 @@ class PromptRunConfig:
     inputs: str = DEFAULT_INPUTS  # paper §2.2.2: 1,000 RSDD posts (here: Reddit mental-health posts)
     limit: int | None = None  # None = all 1,000 inputs, as in the paper
     generation: GenerationSpec = field(default_factory=GenerationSpec)  # paper silent: greedy
+    load: ModelLoad = field(default_factory=ModelLoad)  # how the model is loaded for generation
     scorers: tuple[str, ...] = ("empeval",)  # the first column named "final" ranks the prompts
     empeval: str = "artifacts/empeval"  # paper §2.2.3: EMP-EVAL trained on its own (EPITOME) data
     quick_empeval: bool = True  # no trained evaluator -> train a quick smoke one (flagged in reports)
@@ -88,7 +89,7 @@ def run_prompt(config: PromptRunConfig, *, models=None, scorers=None, console=No
     and logs its columns (and ``final_score``) to ``wandb_run`` if given."""
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import CellSpec, evaluate_cell
-    from therapy_align.evaluation.generation import read_inputs
+    from therapy_align.evaluation.generation import ModelCache, read_inputs
 
     if config.prompt is None:
         raise SweepError("no prompt given", field="prompt", fix="pass --prompt=<name>")
@@ -97,7 +98,8 @@ def run_prompt(config: PromptRunConfig, *, models=None, scorers=None, console=No
     report = read_inputs(config.inputs, lenient=config.lenient, limit=config.limit)
     spec = CellSpec(row=model_slug(config.model), prompt=config.prompt, model=config.model, label=config.prompt)
     cell = evaluate_cell(spec, sweep_dir(config) / config.prompt, inputs=report.records, generation=config.generation,
-                         scorers=scorers, system_prompt=system_prompt, models=models, force=config.force,
+                         scorers=scorers, system_prompt=system_prompt, models=models or ModelCache(config.load),
+                         force=config.force,
                          console=console)
     row = {"prompt": config.prompt, "model": config.model, "n": cell.n, **cell.metrics}
     if wandb_run is not None:
@@ -217,7 +219,7 @@ def run_local_sweep(path: str | os.PathLike, *, overrides: dict[str, Any] | None
 
     first = configs[0]
     scorers = make_run_scorers(first, console)
-    models = ModelCache()
+    models = ModelCache(first.load)
     rows = []
     group = f"sweep-{Path(path).stem}-{root.name}"
     for config in configs:

@@ -28,7 +28,9 @@ from therapy_align.evaluation.cell import CellResult, CellSpec
 
 MODELS: tuple[str, ...] = ("base", "annomi80", "full_plus")
 PROMPTS: tuple[str, ...] = ("standard", "new")
-MODEL_LABELS: dict[str, str] = {"base": "Base Model", "annomi80": "80% Model", "full_plus": "Full + 2 con"}
+MODEL_LABELS: dict[str, str] = {"base": "Base Model", "annomi80": "80% Model", "full_plus": "Full + 2 con",
+                                "annomi_high": "Human: AnnoMI high-quality", "annomi_low": "Human: AnnoMI low-quality",
+                                "counselchat": "Human: CounselChat"}
 PROMPT_LABELS: dict[str, str] = {"standard": "Standard", "new": "New", "": "(given replies)"}
 
 
@@ -187,7 +189,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
     """
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import evaluate_cells
-    from therapy_align.evaluation.generation import read_inputs
+    from therapy_align.evaluation.generation import ModelCache, read_inputs
     from therapy_align.evaluation.scorers import ScorerContext, make_scorers
     from therapy_align.files import atomic_write_json, check_output_path
 
@@ -219,7 +221,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
     stage = time.perf_counter()
     console.rule(f"cells: {len(specs)} x {len(report.records)} inputs")
     cells = evaluate_cells(specs, out / "cells", inputs=report.records, generation=cfg.generation, scorers=scorers,
-                           force=cfg.force, console=console)
+                           models=ModelCache(cfg.load), force=cfg.force, console=console)
     timings["cells"] = time.perf_counter() - stage
 
     results = {
@@ -233,6 +235,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
         "model_refs": refs,
         "references": references,
         "generation": dataclasses.asdict(cfg.generation),
+        "load": dataclasses.asdict(cfg.load),
         "notes": [note for scorer in scorers for note in getattr(scorer, "notes", ())] + _notes(cfg),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
@@ -271,7 +274,8 @@ def write_table1_report(report_dir, results: dict, cells: list[CellResult], scor
         + ", ".join(f"{name} ({', '.join(f'{k}={v}' for k, v in identity.items())})"
                     for name, identity in results["scorers"].items()) + ".",
         "Models: " + ", ".join(f"{k} = `{v}`" for k, v in results["model_refs"].items()) + ".",
-        "Generation: " + ", ".join(f"{k}={v}" for k, v in results["generation"].items()) + ".",
+        "Generation: " + ", ".join(f"{k}={v}" for k, v in results["generation"].items()) + "; loading: "
+        + ", ".join(f"{k}={v}" for k, v in results.get("load", {}).items()) + ".",
     ]
     if results.get("references"):
         notes.append("Reference rows (given replies, not generated; their own inputs): "
