@@ -16,11 +16,11 @@ from empeval.mechanisms import MECHANISMS, PAPER_WEIGHTS, final_score
 __all__ = ["MECHANISMS", "PAPER_WEIGHTS", "Evaluator", "EmpathyScores", "final_score", "load", "make_reward_function"]
 
 
-def load(path="artifacts/empeval", batch_size: int = 64):
+def load(path="artifacts/empeval", batch_size: int = 64, int8: bool = False):
     """The trained evaluator in `path`; see `empeval.evaluator.Evaluator.score`."""
     from empeval.evaluator import load as load_evaluator
 
-    return load_evaluator(path, batch_size=batch_size)
+    return load_evaluator(path, batch_size=batch_size, int8=int8)
 
 
 def make_reward_function(evaluator_or_path="artifacts/empeval", weights=PAPER_WEIGHTS, **kwargs):

@@ -10,6 +10,7 @@ Layout of `artifacts/empeval/`:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +40,14 @@ class ArtifactError(UserError):
     """A missing or broken EMP-EVAL artifact; the message names the directory or file."""
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def publish_dir(tmp: Path, out: Path) -> None:
     """Replace `out` by the complete `tmp` with renames, so `out` is never half-written."""
     old = out.with_name(f".{out.name}.old")
@@ -62,6 +71,7 @@ def write_artifact_dir(
     tokenizer.save_pretrained(tmp)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, tmp / WEIGHTS_FILE)
+    weights_sha256 = file_sha256(tmp / WEIGHTS_FILE)
     atomic_write_json(
         tmp / CONFIG_FILE,
         {
@@ -72,6 +82,7 @@ def write_artifact_dir(
                 "class_weights": dict(zip(MECHANISMS, class_weights)),
                 "decision_offsets": dict(zip(MECHANISMS, decision_offsets or [[0.0] * len(LEVELS)] * len(MECHANISMS))),
                 "fit_gate": fit_gate,
+                "weights_sha256": weights_sha256,
                 "train_config": config.to_json(),
         },
     )
@@ -124,6 +135,10 @@ def read_artifact(path: str | os.PathLike):
     path = Path(path)
     settings = read_settings(path)
     fix = TRAIN_FIX.format(path=path)
+    recorded = settings.get("weights_sha256")
+    if recorded and file_sha256(path / WEIGHTS_FILE) != recorded:
+        raise ArtifactError("weights differ from the hash recorded at training (weights_sha256): the file was "
+                            "changed or damaged", file=path / WEIGHTS_FILE, fix=fix)
     try:
         model = EmpathyClassifier.from_encoder_config(AutoConfig.from_pretrained(path), settings["dropout"])
         weights = load_file(path / WEIGHTS_FILE)

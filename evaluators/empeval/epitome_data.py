@@ -9,13 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from therapy_align.errors import UserError
+
 from empeval.mechanisms import EPITOME_FILES, LEVELS, MECHANISMS
 
 PAIR_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post")
 SPLITS = ("train", "dev", "test")
 
 
-class EpitomeFormatError(ValueError):
+class EpitomeFormatError(UserError, ValueError):
     """An EPITOME file is not what the loader expects; the message names file, row and field."""
 
 

@@ -142,7 +142,14 @@ class Evaluator:
         return results
 
 
-def load(path: str | os.PathLike = "artifacts/empeval", batch_size: int = 64) -> Evaluator:
-    """The trained evaluator in `path` (see `empeval.artifact` for the layout), ready to score."""
+def load(path: str | os.PathLike = "artifacts/empeval", batch_size: int = 64, int8: bool = False) -> Evaluator:
+    """The trained evaluator in `path` (see `empeval.artifact` for the layout), ready to score.
+
+    `int8=True` quantises the Linear layers to int8 (dynamic quantisation, CPU): faster, but its
+    levels may differ from fp32 on a few pairs; docs/evaluator.md gives the measured agreement."""
     model, tokenizer, settings = read_artifact(path)
+    if int8:
+        from torch.ao.quantization import quantize_dynamic
+
+        model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return Evaluator(model, tokenizer, settings, batch_size=batch_size)

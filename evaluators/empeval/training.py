@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
+from therapy_align.errors import UserError
+
 from empeval.artifact import write_artifact_dir
 from empeval.config import TrainConfig
 from empeval.datamodule import EpitomeDataModule
@@ -24,8 +26,8 @@ from empeval.model import EmpathyLightningModule
 CHECKPOINT_SUFFIX = ".checkpoints"
 
 
-class CheckpointConfigMismatch(RuntimeError):
-    pass
+class CheckpointConfigMismatch(UserError, RuntimeError):
+    """Checkpoints of a run with other settings are in the way (rerun the same, or --restart)."""
 
 
 def class_weights(level_counts: np.ndarray, power: float) -> list[list[float]]:

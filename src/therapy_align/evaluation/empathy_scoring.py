@@ -57,8 +57,10 @@ def ensure_evaluator(preferred: str | os.PathLike | None, quick_dir: str | os.Pa
     from empeval.config import TrainConfig
     from empeval.training import train
 
-    train(TrainConfig(max_epochs=1, limit_batches=QUICK_EVALUATOR_BATCHES), quick_dir, progress=progress)
-    return EvaluatorChoice(quick_dir, quick=True)
+    # issue 9: the real default evaluator, trained once into `preferred` (cached for every later
+    # run; resumes if interrupted), not a smoke one. docs/evaluator.md gives its time and F1.
+    train(TrainConfig(), preferred, progress=progress)
+    return EvaluatorChoice(preferred, quick=False)
 
 
 def make_empeval_scorer(context: ScorerContext) -> EmpevalScorer:
