@@ -44,7 +44,6 @@ class Thresholds:
     discounted_margin: float = 0.20  # a negated / figurative / past / fictional strong phrase
     reply_no_hit_margin: float = 0.15  # model replies: semantic alone needs a wide margin
     reply_no_hit_min_sim: float = 0.70
-    reply_weak_margin: float = 0.05
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -155,7 +154,7 @@ def find_hits(text: str, rules: Sequence[P.Rule], *, message: bool = True) -> li
             start, end = match.span()
             discounts = []
             before, after = _clause(text, start, end)
-            window = " ".join(before.split()[-4:])
+            window = " ".join(before.split()[-(4 if message else 6):])
             if rule.negatable and (
                 (P._compiled(P.NEGATION_BEFORE).search(window) and not P._compiled(P.NEGATION_EXCEPTIONS).search(window))
                 or P._compiled(P.NEGATION_AFTER).search(after)
@@ -282,7 +281,9 @@ def screen_replies(replies: Sequence[str], contexts: Sequence[str | None] | None
             crisis_context[i] = verdict.crisis
     out = []
     for index, (text, text_hits, near) in enumerate(zip(normalized, hits, nearest, strict=True)):
-        weak_margin = -1.0 if crisis_context[index] else thresholds.reply_weak_margin
+        weak_margin = -1.0  # weak reply phrases count only after a crisis message (below)
+        if not crisis_context[index]:  # a brush-off ("cheer up") is a dismissal of risk only after a crisis message
+            text_hits = [h for h in text_hits if h.rule.strong]
         flagged, category, score, reason = _decide(
             text, text_hits, near, REPLY_SEVERITY, weak_margin=weak_margin,
             discounted_margin=float("inf"), no_hit_margin=thresholds.reply_no_hit_margin,
