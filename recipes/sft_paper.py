@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.errors import UserError, exit_on_user_error
 from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization, classify_reference
 from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
@@ -49,16 +50,20 @@ class Lora:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Data:
+class Data(BuildConfig):  # every data-build knob (opener_policy, cleaning.*, ...) is a --data.* override
     split: Literal["annomi80", "full_plus"] = "annomi80"  # §2.2.1: 80% of good AnnoMI / 100% + 2 sessions
-    data_dir: str | None = None
     system_prompt: str = "standard"  # §4: the standard Llama-2 system prompt in training
     max_tokens: int = 4096  # §2.2.1/§3: chunks fit the 4096-token context
     extra_transcripts: tuple[str, ...] = ()  # §2.2.1: the 2 extra sessions (your files; full_plus only)
-    include_counselchat: bool = False  # not in the paper
     seed: int = 0  # paper silent: seeded 80/20 split
     max_train_rows: int | None = None  # not in the paper: subsample (tests, benchmarks)
     max_heldout_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tokenizer is not None:  # one tokenizer for data and model
+            raise ConfigError("the data is built with the model's tokenizer", field="data.tokenizer",
+                              fix="set --model.tokenizer instead")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,7 +196,8 @@ def make_trainer(cfg: Recipe, run_dir: Path):
     )
     tokenizer = load_tokenizer(m.tokenizer)
     with args.main_process_first(desc="build SFT data"):
-        data = sft_run.sft_dataset(cfg.data, tokenizer=tokenizer, max_length=t.max_length)
+        data = sft_run.sft_dataset(cfg.data, tokenizer=tokenizer, max_length=t.max_length,
+                                   summary_out=run_dir / sft_run.DATA_SUMMARY if args.process_index == 0 else None)
     if args.process_index == 0:
         sft_run.write_run_config(run_dir, cfg, base_model_ref=m.name_or_path, quantization=m.quantization)
     model = load_causal_lm(m.name_or_path, quantization=None if m.quantization == "none" else m.quantization, dtype=m.dtype)

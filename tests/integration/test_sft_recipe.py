@@ -159,3 +159,24 @@ def test_existing_checkpoints_need_resume(tmp_path):
     (tmp_path / "taken" / "checkpoint-2" / "trainer_state.json").write_text("{}")
     proc = run([sys.executable, str(RECIPE), *SMALL, f"--runs_dir={tmp_path}", "--name=taken"], timeout=120)
     assert proc.returncode != 0 and "--resume" in proc.stderr
+
+
+def test_data_knobs_reach_the_built_data_and_the_saved_config(tmp_path):
+    """`--data.opener_policy=context` (a dataset-build knob, reachable because the recipe's data
+    section embeds the build config) shows in the run's saved config, its data summary and the
+    token ids it trains on."""
+    from tests.conftest import load_recipe_module
+    from therapy_align.overrides import apply_overrides
+
+    recipe = load_recipe_module(RECIPE, "sft_paper_data_knobs")
+    cfg = apply_overrides(recipe.variant(recipe.TINY, "annomi80"),
+                          ["--data.opener_policy=context", f"--runs_dir={tmp_path}", "--train.wandb=false"])
+    assert cfg.data.opener_policy == "context"
+    run_dir = tmp_path / cfg.name
+    trainer, tokenizer = recipe.make_trainer(cfg, run_dir)
+    assert json.loads((run_dir / "config.json").read_text())["data"]["opener_policy"] == "context"
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["opener_policy"] == summary["config"]["opener_policy"] == "context"
+    assert summary["therapist_first_transcripts"] > 0
+    texts = [tokenizer.decode(row["input_ids"]) for row in trainer.train_dataset]
+    assert sum("(The counsellor opened the session:" in text for text in texts) >= summary["therapist_first_transcripts"] // 2

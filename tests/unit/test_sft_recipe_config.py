@@ -118,3 +118,24 @@ def test_accelerate_configs_load():
     assert fsdp["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
     assert fsdp["fsdp_cpu_ram_efficient_loading"] is True and "fsdp_use_orig_params" in fsdp
     assert configs["deepspeed_zero3"].deepspeed_config["zero_stage"] == 3
+
+
+def test_every_data_build_knob_is_a_data_override(recipe):
+    import dataclasses as dc
+
+    from therapy_align.data.dataset_build import BuildConfig
+    from therapy_align.overrides import leaf_types
+
+    keys = leaf_types(recipe.PAPER)
+    build_keys = {f"data.{key}" for key in leaf_types(BuildConfig())}
+    assert build_keys <= set(keys)  # a new BuildConfig field appears here by itself
+    cfg = apply_overrides(recipe.PAPER, ["--data.opener_policy=context", "--data.seed=3"])
+    assert (cfg.data.opener_policy, cfg.data.seed) == ("context", 3)
+    cleaning = dc.fields(BuildConfig().cleaning)[0].name
+    assert f"data.cleaning.{cleaning}" in keys
+    from therapy_align.errors import UserError
+
+    with pytest.raises(UserError, match="data.opener_policy"):
+        apply_overrides(recipe.PAPER, ["--data.opener_policy=sometimes"])
+    with pytest.raises(UserError, match="model.tokenizer"):
+        apply_overrides(recipe.PAPER, ["--data.tokenizer=/x"])

@@ -10,7 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # transformers loads in the functions: recipes import their configs cheaply
+    from transformers import PreTrainedTokenizerBase
 
 from therapy_align.paths import resolve_tokenizer
 from therapy_align.data.masking import labels_from_mask, token_mask_from_char_spans

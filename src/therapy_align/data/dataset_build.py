@@ -14,7 +14,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # datasets loads in build_dataset: recipes import BuildConfig cheaply
+    from datasets import DatasetDict
 
 from therapy_align.errors import UserError
 from therapy_align.overrides import ConfigError
@@ -129,6 +132,8 @@ def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = N
         raise BuildConfigError(f"the build yields no training rows from {len(train)} transcript(s)",
                                file=_annomi_path(config),
                                fix="check the input files and --max-tokens (stats of a lenient build name the drops)")
+    from datasets import Dataset, DatasetDict
+
     features = Dataset.from_list(splits["train"]).features
     dataset = DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in splits.items()})
     unused = [t.transcript_id for t in train if _conversation_id(t) not in used]

@@ -16,50 +16,57 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.data.masking import IGNORE_INDEX
+from therapy_align.files import atomic_write_json, atomic_write_text, canonical_json, jsonable
 from therapy_align.training.models import RUN_SCHEMA, resolve_base
 
 DATA_CACHE_DIR = Path("artifacts/sft-data")
+BUILD_SUMMARY = "build_summary.json"  # in each cached dataset: the build's statistics
+DATA_SUMMARY = "data_summary.json"  # in each run directory: the same, for the data it trained on
 
 
 # --------------------------------------------------------------------------- data
 
 
-def sft_dataset(data: Any, *, tokenizer, max_length: int | None, cache_dir: str | os.PathLike | None = DATA_CACHE_DIR):
+def sft_dataset(data: BuildConfig, *, tokenizer, max_length: int | None, cache_dir: str | os.PathLike | None = DATA_CACHE_DIR,
+                summary_out: str | os.PathLike | None = None):
     """``DatasetDict(train, heldout)`` with ``input_ids``/``labels`` only, truncated to ``max_length``.
 
-    ``data`` is the recipe's data section (fields of :class:`~therapy_align.data.dataset_build.BuildConfig`
-    plus ``max_train_rows``/``max_heldout_rows``). Chunks are built to ``data.max_tokens`` (the
-    paper's "fit the context" chunking), so truncation only bites when ``max_length`` is smaller.
-    Built datasets are cached under ``cache_dir`` keyed by the build config and tokenizer, so a
-    second process (DDP rank, resumed run) loads instead of rebuilding.
+    ``data`` is the recipe's data section: a :class:`~therapy_align.data.dataset_build.BuildConfig`
+    (every build knob) plus ``max_train_rows``/``max_heldout_rows``. Chunks are built to
+    ``data.max_tokens`` (the paper's "fit the context" chunking), so truncation only bites when
+    ``max_length`` is smaller. Built datasets are cached under ``cache_dir`` keyed by the build
+    config and tokenizer, so a second process (DDP rank, resumed run) loads instead of
+    rebuilding; the build's statistics (opener policy, counts, ...) go to ``summary_out``.
     """
     from datasets import DatasetDict, load_from_disk
 
-    from therapy_align.data.dataset_build import BuildConfig, build_dataset
+    from therapy_align.data.dataset_build import build_dataset
 
-    build_fields = {f.name for f in dataclasses.fields(BuildConfig)}
-    kwargs = {k: v for k, v in dataclasses.asdict(data).items() if k in build_fields}
-    build = BuildConfig(**kwargs)
-    key_src = json.dumps(
-        {"build": kwargs, "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer), "code": _pipeline_code_hash()},
-        sort_keys=True, default=str,
-    )
+    build = BuildConfig(**{f.name: getattr(data, f.name) for f in dataclasses.fields(BuildConfig)})
+    key_src = canonical_json({"build": build, "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer),
+                              "code": _pipeline_code_hash()})
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{build.split}-{key}" if cache_dir is not None else None
-    if path is not None and (path / "dataset_dict.json").is_file():
+    if path is not None and (path / "dataset_dict.json").is_file() and (path / BUILD_SUMMARY).is_file():
         dsd = load_from_disk(str(path))
+        summary = json.loads((path / BUILD_SUMMARY).read_text(encoding="utf-8"))
     else:
-        dsd, _ = build_dataset(build, tokenizer=tokenizer)
+        dsd, summary = build_dataset(build, tokenizer=tokenizer)
         dsd = DatasetDict({name: ds.select_columns(["input_ids", "labels"]) for name, ds in dsd.items()})
         if path is not None:
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
             dsd.save_to_disk(str(tmp))
+            atomic_write_json(tmp / BUILD_SUMMARY, summary)
             try:
+                shutil.rmtree(path, ignore_errors=True)  # an older cache entry without its summary
                 tmp.rename(path)
             except OSError:  # another process won the race
                 shutil.rmtree(tmp, ignore_errors=True)
             dsd = load_from_disk(str(path))
+    if summary_out is not None:
+        atomic_write_json(summary_out, summary)
     limits = {"train": getattr(data, "max_train_rows", None), "heldout": getattr(data, "max_heldout_rows", None)}
     out = {}
     for name, ds in dsd.items():
@@ -95,16 +102,6 @@ def supervised_count(labels) -> int:
 # --------------------------------------------------------------------------- run directory
 
 
-def jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def write_run_config(run_dir: Path, config: Any, *, base_model_ref: str, quantization: str | None) -> dict:
     """``runs/<name>/config.json``: the resolved recipe config plus the keys :mod:`models` reads."""
     body = {
@@ -114,8 +111,7 @@ def write_run_config(run_dir: Path, config: Any, *, base_model_ref: str, quantiz
         "quantization": None if quantization in (None, "none") else quantization,
         **jsonable(config),
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(body, indent=2) + "\n")
+    atomic_write_json(run_dir / "config.json", body)
     return body
 
 
@@ -199,7 +195,7 @@ def train_losses(log_history: list[dict]) -> list[tuple[int, float]]:
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json(run_dir / "metrics.json", metrics)
 
 
 def write_model_card(run_dir: Path, *, config: dict, metrics: dict, command: str) -> None:
@@ -246,7 +242,7 @@ def write_model_card(run_dir: Path, *, config: dict, metrics: dict, command: str
         "Research artefact: not a medical device and not a substitute for a therapist.",
         "",
     ]
-    (run_dir / "README.md").write_text("\n".join(lines))
+    atomic_write_text(run_dir / "README.md", "\n".join(lines))
 
 
 # --------------------------------------------------------------------------- the run
@@ -270,7 +266,7 @@ def train_and_save(trainer, config: Any, run_dir: Path, tokenizer, *, resume: bo
         else:
             step0 = heldout_loss(trainer)
             if main:
-                step0_path.write_text(json.dumps(step0) + "\n")
+                atomic_write_json(step0_path, step0)
     counter = SupervisedTokenCounter(trainer.model)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     counter.remove()
