@@ -41,6 +41,7 @@ def test_dry_run_runs_every_part_up_to_the_gpu(tmp_path):
     else:
         assert parts["grpo"]["status"] == "skipped" and parts["grpo"]["reason"]
     assert all(v["pass"] is None for v in results["verdicts"].values())  # a dry run judges nothing
+    assert results["imported_but_absent_on_gpu"] == []  # wandb and MiniLM hidden, as on the GPU image
     section = (tmp_path / "section.md").read_text()
     assert "Dry run" in section and "| `bf16_lora` | ok |" in section
     assert "targets (H100/H200)" in proc.stdout and "anchors (published)" in proc.stdout
