@@ -652,6 +652,15 @@ def part_rows(results: dict) -> list[tuple[str, str, str]]:
                     f"MFU {_fmt(r.get('mfu'), '.1%')} ({_fmt(r.get('of_measured_matmul'), '.1%')} of measured matmul), "
                     f"peak {_fmt(mem, '.1f', ' GB')}, rows {r['batch']}x{r['accumulation']} of mean "
                     f"{_fmt(r['mean_row_tokens'])} tokens, loss finite: {r['losses_finite']}")
+            if name == "qlora" and r.get("tokens_per_s"):
+                text += (f"; {r['tokens_per_s'] / 2926:.2f}x the HF + FA2 A100 anchor (2,926), "
+                         f"{r['tokens_per_s'] / 3413:.2f}x Unsloth's (3,413)")
+        elif name == "grpo":
+            text = (f"one step {_fmt(r.get('step_s'), '.1f', ' s')}: generation {_fmt(r.get('generate_s'), '.1f', ' s')} "
+                    f"({r.get('generate_calls')} generate calls), training and the rest {_fmt(r.get('train_s'), '.1f', ' s')}; "
+                    f"{r.get('prompts_per_step')} prompts x {r.get('num_generations')} replies of <= "
+                    f"{r.get('max_completion_length')} tokens, {r.get('quantization')} policy from `{r.get('sft_run')}`; "
+                    f"peak {_fmt(r.get('train_peak_gpu_reserved_gb', r.get('train_peak_rss_gb')), '.1f', ' GB')}; {r.get('reward')}")
         elif "rounds" in r:
             text = (f"{_fmt(r['tokens_per_s'], ',.1f')} new tokens/s ({r['inputs']} inputs, batch {r['batch_size']}, "
                     f"{'merged bf16' if r['merged'] else (r['quantization'] or 'bf16') + ' + LoRA'}; "
@@ -699,7 +708,7 @@ def markdown_section(results: dict) -> str:
     body.append("\n| target (H100/H200) | measured | verdict |\n|---|---|---|\n")
     for v in results.get("verdicts", {}).values():
         body.append(f"| {v['target']} | {v['value'] if v['value'] is not None else '—'} | {_verdict(v)} |\n")
-    body.append("\nAnchors (published, A100): " + "; ".join(ANCHORS[k] for k in ("qlora", "bf16_lora")) + ".\n")
+    body.append("\nAnchors (published): " + "; ".join(ANCHORS[k] for k in ("qlora", "bf16_lora")) + ".\n")
     return "".join(body)
 
 
