@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write every record here")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per benchmark")
+    parser.add_argument("--empeval-model", default="artifacts/empeval", help="the EMP-EVAL artifact to time")
     args = parser.parse_args(argv)
 
     plan: dict[str, tuple[Path, list[str]]] = {}
@@ -267,6 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     records = {}
     for name, (script, bench_args) in plan.items():
         print(f"== {name}: {script.name} {' '.join(bench_args)}", flush=True)
+        if name == "empeval":
+            bench_args = [*bench_args, "--model", args.empeval_model]
+            if not (REPO / args.empeval_model / "empeval_config.json").is_file():
+                records[name] = {"script": script.name, "args": bench_args, "wall_s": 0.0, "peak_rss_gb": 0.0,
+                                 "cpu_s": 0.0, "load_before": round(os.getloadavg()[0], 1),
+                                 "load_after": round(os.getloadavg()[0], 1), "exit": 0,
+                                 "error": f"no trained evaluator at {args.empeval_model}: train it with "
+                                          f"`therapy-align empeval train --out {args.empeval_model}`"}
+                continue
         records[name] = run_benchmark(name, script, bench_args, args.timeout)
         print(f"== {name}: exit {records[name]['exit']}, {records[name]['wall_s']} s, "
               f"peak RSS {records[name]['peak_rss_gb']} GB", flush=True)
