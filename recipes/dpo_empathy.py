@@ -134,17 +134,16 @@ def run_round(cfg: Recipe, run_dir: Path, k: int, *, train: bool = True):
 
     from datasets import Dataset
 
-    from therapy_align.evaluation.empathy_scoring import ensure_evaluator
     from therapy_align.rl import dpo_rounds
     from therapy_align.rl.judging import JudgeCallback
     from therapy_align.rl.policy import load_policy, write_config
     from therapy_align.rl.prompts import rl_prompt_rows
-    from therapy_align.rl.reward import GuardedReward
+    from therapy_align.rl.reward import GuardedReward, reward_evaluator
     from therapy_align.training.sft_run import newest_checkpoint
 
     m, d, s = cfg.model, cfg.dpo, cfg.sampling
-    evaluator = ensure_evaluator(cfg.reward.empeval_path, "artifacts/empeval-quick", allow_quick=cfg.preset == "tiny")
-    cfg = replace(cfg, reward=replace(cfg.reward, empeval_path=str(evaluator.path)))
+    reward_cfg, _ = reward_evaluator(cfg.reward, allow_quick=cfg.preset == "tiny")  # tiny: a quick one if missing
+    cfg = replace(cfg, reward=reward_cfg)
     round_dir = run_dir / f"round-{k}"
     policy, tokenizer, base = load_policy(m.sft_run, quantization=m.quantization, dtype=m.dtype,
                                           gradient_checkpointing=m.gradient_checkpointing)
@@ -184,7 +183,7 @@ def run_round(cfg: Recipe, run_dir: Path, k: int, *, train: bool = True):
     )
     data = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs])
     judge = JudgeCallback(cfg.judge, reward=GuardedReward(cfg.reward), tokenizer=tokenizer, out=run_dir / "judge.jsonl",
-                          step_offset=(k - 1) * d.steps_per_round)
+                          step_offset=(k - 1) * d.steps_per_round, allow_quick=cfg.preset == "tiny")
     trainer = DPOTrainer(model=policy, args=args, train_dataset=data, processing_class=tokenizer, callbacks=[judge])
     if k > 1:  # TRL copied the policy into `ref`; the reference stays the SFT model
         dpo_rounds.load_adapter_weights(trainer.model, Path(m.sft_run) / "adapter", "ref")

@@ -110,21 +110,24 @@ def main(argv: list[str] | None = None) -> Path:
                       resumed_from=checkpoint.name if resume and checkpoint is not None else None)
 
 
-def make_trainer(cfg: Recipe, run_dir: Path):
-    """``(GRPOTrainer, tokenizer, JudgeCallback)`` for ``cfg``; writes ``run_dir/config.json``."""
+def make_trainer(cfg: Recipe, run_dir: Path, *, reward_funcs=None):
+    """``(GRPOTrainer, tokenizer, JudgeCallback)`` for ``cfg``; writes ``run_dir/config.json``.
+
+    ``reward_funcs`` replaces the guarded reward and judging (weights 1.0, judge None): the GPU
+    check (issue 13) times a step where no EMP-EVAL artifact exists."""
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from therapy_align.evaluation.empathy_scoring import ensure_evaluator
     from therapy_align.rl.judging import JudgeCallback
     from therapy_align.rl.policy import load_policy, write_config
     from therapy_align.rl.prompts import rl_prompt_dataset
-    from therapy_align.rl.reward import GuardedReward
+    from therapy_align.rl.reward import GuardedReward, reward_evaluator
 
     m, g = cfg.model, cfg.grpo
     # The tiny preset may train a quick (flagged) evaluator when artifacts/empeval is missing.
-    evaluator = ensure_evaluator(cfg.reward.empeval_path, "artifacts/empeval-quick", allow_quick=cfg.preset == "tiny")
-    cfg = replace(cfg, reward=replace(cfg.reward, empeval_path=str(evaluator.path)))
+    if reward_funcs is None:
+        reward_cfg, _ = reward_evaluator(cfg.reward, allow_quick=cfg.preset == "tiny")  # tiny: a quick one if missing
+        cfg = replace(cfg, reward=reward_cfg)
     args = GRPOConfig(
         output_dir=str(run_dir), run_name=cfg.name, report_to=["wandb"] if g.wandb else [],
         max_steps=g.max_steps, learning_rate=g.learning_rate, beta=g.beta, loss_type=g.loss_type,
@@ -138,17 +141,19 @@ def make_trainer(cfg: Recipe, run_dir: Path):
         save_strategy="steps", save_steps=g.save_steps, reward_weights=None,  # set below, per active term
         use_cpu=m.quantization == "none" and not torch.cuda.is_available(), dataloader_num_workers=0,
     )
-    reward = GuardedReward(cfg.reward)
-    args.reward_weights = reward.trl_weights()
+    reward = GuardedReward(cfg.reward) if reward_funcs is None else None
+    args.reward_weights = reward.trl_weights() if reward is not None else [1.0] * len(reward_funcs)
     model, tokenizer, base = load_policy(m.sft_run, quantization=m.quantization, dtype=m.dtype,
                                          gradient_checkpointing=m.gradient_checkpointing)
     with args.main_process_first(desc="build RL prompts"):
         prompts = rl_prompt_dataset(cfg.prompts, shuffle_seed=g.seed)
     if args.process_index == 0:
         write_config(run_dir, cfg, base_model=base, sft_run=m.sft_run, quantization=m.quantization)
-    judge = JudgeCallback(cfg.judge, reward=GuardedReward(cfg.reward), tokenizer=tokenizer, out=run_dir / "judge.jsonl")
-    trainer = GRPOTrainer(model=model, reward_funcs=reward.trl_reward_funcs(), args=args, train_dataset=prompts,
-                          processing_class=tokenizer, callbacks=[judge])
+    judge = None if reward is None else JudgeCallback(cfg.judge, reward=GuardedReward(cfg.reward), tokenizer=tokenizer,
+                                                      out=run_dir / "judge.jsonl",
+                                                      allow_quick=cfg.preset == "tiny")
+    trainer = GRPOTrainer(model=model, reward_funcs=reward.trl_reward_funcs() if reward is not None else list(reward_funcs),
+                          args=args, train_dataset=prompts, processing_class=tokenizer, callbacks=[judge] if judge else [])
     return trainer, tokenizer, judge
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +23,8 @@ def env() -> dict[str, str]:
 
 
 def run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    if cmd[0] == sys.executable:  # -P: recipes/ must not shadow packages (recipes/empeval.py, recipes/miti.py)
+        cmd = [cmd[0], "-P", *cmd[1:]]
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.integration.rl_fixtures import (REPO_ROOT, env, make_sft_run, run, shared_root, sft_run, small_rl_args,
+from tests.integration.rl_fixtures import (REPO_ROOT, env, run, shared_root, sft_run, small_rl_args,
                                            tiny_evaluator)
 
 RECIPE = REPO_ROOT / "recipes" / "rl_empathy.py"
@@ -71,8 +71,8 @@ def test_generate_loads_the_rl_adapter(grpo_run, tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_run_resumes(tmp_path):
-    sft, evaluator = make_sft_run(tmp_path), tiny_evaluator(tmp_path)
-    args = [sys.executable, str(RECIPE), *FAST, *small_rl_args(sft, evaluator, tmp_path, "killed"), "--grpo.max_steps=5"]
+    sft, evaluator = sft_run(), tiny_evaluator(shared_root())
+    args = [sys.executable, "-P", str(RECIPE), *FAST, *small_rl_args(sft, evaluator, tmp_path, "killed"), "--grpo.max_steps=5"]
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env(), start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

@@ -240,9 +240,10 @@ def summarise(responses: Sequence[str], scores: Sequence[Mapping[str, Any]]) -> 
 
 
 class GuardScorer:
-    """The ``guards`` report scorer (:class:`~therapy_align.evaluation.scorers.Scorer`): columns
-    ``len_tokens``, ``distinct_2``, ``template_rate``, ``specificity``, ``copy_rate``,
-    ``repetition``, ``question_rate``. Template rate and specificity look across the whole cell."""
+    """The ``guards`` report scorer (:class:`~therapy_align.scoring.Scorer`): columns ``len_tokens``,
+    ``distinct_2``, ``template_rate``, ``specificity``, ``copy_rate``, ``repetition``,
+    ``question_rate``. Template rate and specificity look across the pairs scored together (the
+    runner's chunks of 512: the whole cell for up to 512 inputs)."""
 
     name = "guards"
 
@@ -263,3 +264,8 @@ class GuardScorer:
 
     def summarise(self, pairs: Sequence[Pair], scores: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         return summarise([p.response for p in pairs], scores)
+
+
+def make_guard_scorer(context: Any = None) -> GuardScorer:
+    """Factory for the scorer registry (``--scorers=empeval,guards``); needs no artifact."""
+    return GuardScorer()

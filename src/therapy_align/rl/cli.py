@@ -58,3 +58,22 @@ def _score(in_path: Path, out: Path, config_name: str, empeval: Path | None, for
     table.add_row("[bold]total[/]", "", "", f"[bold]{sum(s['total'] for s in scores) / len(scores):.4f}[/]")
     Console().print(table)
     typer.echo(f"wrote {out}")
+
+
+@app.command()
+def curves(
+    run: Annotated[Path, typer.Argument(help="an RL run directory runs/<name> (GRPO or DPO)")],
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("curves.png"),
+) -> None:
+    """Per-step curves of an RL run: reward terms, held-out reward vs judge, KL, reply length."""
+    _curves(run, out)
+
+
+@exit_on_user_error
+def _curves(run: Path, out: Path) -> None:
+    from therapy_align.errors import UserError
+    from therapy_align.rl.curves import plot_run
+
+    if not (run / "metrics.json").is_file():
+        raise UserError("no metrics.json: not a finished RL run", file=run, fix="give runs/<name> of rl_empathy/dpo_empathy")
+    typer.echo(f"wrote {plot_run(run, out)}")

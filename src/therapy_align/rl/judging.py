@@ -62,11 +62,23 @@ def divergence(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
             "judge_change": round(judge_change, 4), "flagged": reward_change > 0 and judge_change < 0}
 
 
+def ensure_judge(path: str, *, allow_quick: bool) -> tuple[str | None, str | None]:
+    """``(judge artifact, note)``: ``path`` when it holds a trained EMP-EVAL; for smoke runs
+    (``allow_quick``) a quick seed-1 one (flagged); else ``(None, note)``: the run goes on and says
+    the judge was not measured."""
+    from therapy_align.rl.reward import evaluator_or_quick
+
+    found, note = evaluator_or_quick(path, quick_dir="artifacts/empeval-judge-quick", seed=1, allow_quick=allow_quick)
+    if found is None:
+        return None, f"no judge artifact at {path}: judge not measured (train it: therapy-align empeval train --seed 1 --out {path})"
+    return found, note and f"the judge is a {note}"
+
+
 class JudgeCallback(TrainerCallback):
     """Judges the policy on held-out inputs; see the module docstring."""
 
     def __init__(self, config: JudgeConfig, *, reward, tokenizer, out: str | Path, inputs: Sequence[Any] | None = None,
-                 judge=None, step_offset: int = 0) -> None:
+                 judge=None, step_offset: int = 0, allow_quick: bool = False) -> None:
         from therapy_align.data.system_prompts import get_system_prompt
         from therapy_align.rl.prompts import judge_inputs
 
@@ -76,12 +88,11 @@ class JudgeCallback(TrainerCallback):
         self._judge = judge
         self.judge_note = None
         if judge is None:
-            if (Path(config.judge_path) / "empeval_model.safetensors").is_file():
+            path, self.judge_note = ensure_judge(config.judge_path, allow_quick=allow_quick)
+            if path is not None:
                 import empeval
 
-                self._judge = empeval.load(config.judge_path)
-            else:
-                self.judge_note = f"no judge artifact at {config.judge_path}: judge not measured"
+                self._judge = empeval.load(path)
         self.step_offset = step_offset  # iterated DPO: steps of earlier rounds, so steps keep rising
         self.best: float | None = None
         self.since_best = 0

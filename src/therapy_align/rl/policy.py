@@ -77,6 +77,10 @@ def write_model_card(run_dir: Path, *, method: str, config: dict, metrics: dict,
                   f"{divergence['reward_change']:+.4f}, judge {divergence['judge_change']:+.4f}: not flagged.", ""]
     if judge_note:
         lines += [f"**{judge_note}.**", ""]
+    if str(config.get("reward", {}).get("empeval_path", "")).endswith("empeval-quick"):
+        from therapy_align.rl.reward import QUICK_NOTE
+
+        lines += [f"**The reward's EMP-EVAL is a {QUICK_NOTE}.**", ""]
     lines += ["## Load", "", "```python", "from therapy_align.training.models import load_model_for_inference",
               f'model, tokenizer = load_model_for_inference("{run_dir}")', "```", "",
               "## Reward weights", "", "```json", json.dumps(config.get("reward", {}).get("weights", {}), indent=1), "```", "",

@@ -20,8 +20,9 @@ questions      [-1, 0]   -(question_rate above ``questions_free``) / ``questions
                          a reply of only questions is -1 (EMP-EVAL's Exploration pays for them)
 length         [-1, 0]   -(1 - tokens/min_tokens) under ``min_tokens``; TRL's soft overlong
                          punishment (DAPO eq. 13) over ``max_tokens - overlong_cache``
-mi             [-1, 1]   P(reflection) - P(question) of the reply from the MI-behaviour classifier
-                         (``miti.load(path).predict``); weight 0 unless ``miti_path`` is set
+mi             [-0.4, 1] MI-consistency credit from issue 11's MI-behaviour classifier
+                         (``miti.mi_consistency``: reflections over questions); on only when
+                         ``miti_path`` names a trained artifact
 safety         [-1, 0]   -1 when the safety layer's output screening flags the reply
                          (``therapy_align.safety.safety_rewards``), weight 4
 =============  ========  ======================================================================
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class Weights:
     repetition: float = 2.0  # choice
     questions: float = 2.0  # choice: stands in for MI consistency until the MI classifier is configured
     length: float = 2.0  # choice
-    mi: float = 0.0  # set > 0 together with RewardConfig.miti_path (issue 11's classifier)
+    mi: float = 0.5  # issue 11's suggestion (half EMP-EVAL's scale); used only when RewardConfig.miti_path is set
     safety: float = 4.0  # choice: a flagged reply loses more than any reply can gain (therapy_align.safety)
 
 
@@ -132,21 +133,13 @@ def guard_terms(measures: Mapping[str, float], config: RewardConfig) -> dict[str
     }
 
 
-def mi_terms(model, seekers: Sequence[str], responses: Sequence[str]) -> list[float]:
-    """P(reflection) - P(question) per reply from the MI-behaviour classifier's
-    ``predict(clients, therapists)`` (issue 11): rows with ``probabilities`` over its labels, or
-    plain labels (reflection +1, question -1, else 0)."""
-    out = []
-    for row in model.predict(list(seekers), list(responses)):
-        probs = row.get("probabilities") if isinstance(row, Mapping) else None
-        if isinstance(probs, Mapping):
-            refl = sum(p for label, p in probs.items() if str(label).startswith("reflection"))
-            ques = sum(p for label, p in probs.items() if str(label).startswith("question"))
-            out.append(float(refl - ques))
-            continue
-        label = str(row.get("label") if isinstance(row, Mapping) else row)
-        out.append(1.0 if label.startswith("reflection") else -1.0 if label.startswith("question") else 0.0)
-    return out
+def mi_terms(classifier, seekers: Sequence[str], responses: Sequence[str]) -> list[float]:
+    """MI-consistency credit per reply (issue 11): sum over the MI-behaviour classifier's labels of
+    P(label) x MITI weight (complex reflection 1.0, simple 0.6, open question 0.2, closed -0.4, else 0),
+    range [-0.4, 1] (``miti.mi_consistency``)."""
+    import miti
+
+    return [float(v) for v in miti.mi_consistency(classifier, list(seekers), list(responses))]
 
 
 def safety_terms(safety_rewards: Callable, seekers: Sequence[str], responses: Sequence[str]) -> list[float]:
@@ -155,6 +148,7 @@ def safety_terms(safety_rewards: Callable, seekers: Sequence[str], responses: Se
 
 
 def total(terms: Mapping[str, float], weights: Weights) -> float:
+    """``sum(weight x term)`` over the terms present (an inactive term is absent, not 0-weighted)."""
     return round(sum(getattr(weights, name) * value for name, value in terms.items()), 6)
 
 
@@ -170,6 +164,37 @@ def background_posts(n: int) -> list[str]:
 
     transcripts, _ = load_counselchat(split="val")
     return list(dict.fromkeys(t.turns[0].text for t in transcripts))[:n]
+
+
+QUICK_NOTE = ("QUICK smoke-test EMP-EVAL (1 epoch over a few batches; no trained artifact was found): its "
+              "scores are noise-level")
+
+
+def evaluator_or_quick(path: str, *, quick_dir: str, seed: int = 0, allow_quick: bool) -> tuple[str | None, str | None]:
+    """``(artifact, note)``: ``path`` when it holds a trained EMP-EVAL (note None); else, when
+    ``allow_quick`` (the tiny presets), a quick smoke evaluator trained once into ``quick_dir``
+    (minutes, not the hour the real one takes) and :data:`QUICK_NOTE`; else ``(None, None)``."""
+    from therapy_align.evaluation.empathy_scoring import QUICK_EVALUATOR_BATCHES, is_evaluator_dir
+
+    if is_evaluator_dir(path):
+        return path, None
+    if not allow_quick:
+        return None, None
+    if not is_evaluator_dir(quick_dir):
+        from empeval.config import TrainConfig
+        from empeval.training import train
+
+        train(TrainConfig(max_epochs=1, limit_batches=QUICK_EVALUATOR_BATCHES, seed=seed), quick_dir, progress=False)
+    return quick_dir, QUICK_NOTE
+
+
+def reward_evaluator(config: RewardConfig, *, allow_quick: bool) -> tuple[RewardConfig, str | None]:
+    """``config`` pointing at a usable EMP-EVAL (see :func:`evaluator_or_quick`), and its note."""
+    found, note = evaluator_or_quick(config.empeval_path, quick_dir="artifacts/empeval-quick", allow_quick=allow_quick)
+    if found is None:
+        raise UserError("no trained EMP-EVAL artifact here", file=config.empeval_path, field="reward.empeval_path",
+                        fix="train it (therapy-align empeval train) or point --reward.empeval_path at one")
+    return replace(config, empeval_path=str(found)), note
 
 
 def _artifact_identity(path: str) -> dict[str, Any]:
@@ -199,15 +224,12 @@ class GuardedReward:
         self._background: list[str] | None = None
         self._memory: deque = deque(maxlen=max(config.template_memory, 0))
         self._cache: tuple[tuple, list[dict]] | None = None
-        self._mi = self._load_mi() if config.weights.mi else None
+        self._mi = self._load_mi() if config.weights.mi and config.miti_path else None
         self._screen = self._load_safety() if config.weights.safety else None
 
     # -- optional terms (other issues' APIs)
 
     def _load_mi(self):
-        if not self.config.miti_path:
-            raise UserError("the mi term needs an MI-behaviour classifier", field="reward.miti_path",
-                            fix="set --reward.miti_path=artifacts/miti (issue 11) or --reward.weights.mi=0")
         try:
             import miti
         except ImportError:
@@ -238,7 +260,7 @@ class GuardedReward:
         return self._evaluator
 
     def active_terms(self) -> list[str]:
-        return [t for t in TERMS if getattr(self.config.weights, t) != 0]
+        return [t for t in TERMS if getattr(self.config.weights, t) != 0 and (t != "mi" or self.config.miti_path)]
 
     def identity(self) -> dict[str, Any]:
         return {"reward": asdict(self.config), "empeval": _artifact_identity(self.config.empeval_path),
