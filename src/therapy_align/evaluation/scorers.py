@@ -49,6 +49,7 @@ REGISTRY: dict[str, str] = {
     "judge": "therapy_align.evaluation.empathy_scoring:make_judge_scorer",
     "miti": "miti.scorer:make_miti_scorer",
     "safety": "therapy_align.safety.scorer:make_safety_scorer",
+    "guards": "therapy_align.evaluation.guards:make_guard_scorer",
 }
 
 
