@@ -16,52 +16,52 @@ app = typer.Typer(no_args_is_help=True, help="EMP-EVAL: score empathy (ER), inte
 
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
+# The command's short options, kept for existing scripts: each is one key of recipes/empeval.py.
+TRAIN_ALIASES = {"--seed": "--train.seed", "--limit": "--train.limit_batches", "--max-epochs": "--train.max_epochs",
+                 "--batch-size": "--train.batch_size", "--learning-rate": "--train.learning_rate",
+                 "--backbone": "--train.backbone", "--data-dir": "--train.data_dir",
+                 "--class-weight-power": "--train.class_weight_power", "--fast-dev-run": "--train.fast_dev_run",
+                 "--no-progress": "--progress=false"}
 
 
-@app.command()
-def train(
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding epitome/*.csv (default: $THERAPY_ALIGN_DATA, ../shared/data).")] = None,
-    out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = Path(DEFAULT_ARTIFACT),
-    seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
-    backbone: Annotated[Optional[str], typer.Option(help="HF encoder path (default: all-MiniLM-L6-v2).")] = None,
-    max_epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
-    learning_rate: Annotated[Optional[float], typer.Option()] = None,
-    class_weight_power: Annotated[Optional[float], typer.Option(help="0 = plain CE, 1 = inverse-frequency weights.")] = None,
-    fast_dev_run: Annotated[bool, typer.Option(help="One batch of train/dev/test: a smoke test.")] = False,
-    limit: Annotated[int, typer.Option(min=0, help="Use at most N batches per split (0 = all).")] = 0,
-    restart: Annotated[bool, typer.Option(help="Discard checkpoints of an interrupted run instead of resuming.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0 = torch's default); 1 is faster on a shared, busy machine.")] = 0,
-) -> None:
-    """Train the three-mechanism classifier on EPITOME; resumes an interrupted run."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from therapy_align.paths import DataNotFoundError
+def translate_aliases(argv: list[str]) -> list[str]:
+    """``--seed 1`` -> ``--train.seed 1``, ``--limit=2`` -> ``--train.limit_batches=2``; others as given."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        out.append(TRAIN_ALIASES.get(key, key) + sep + value)
+    return out
 
-    from empeval.config import TrainConfig
-    from empeval.epitome_data import EpitomeFormatError
-    from empeval.training import CheckpointConfigMismatch, train as run_training
 
-    overrides = {
-        "backbone": backbone, "max_epochs": max_epochs, "batch_size": batch_size,
-        "learning_rate": learning_rate, "class_weight_power": class_weight_power,
-    }
-    config = TrainConfig(
-        data_dir=str(data_dir) if data_dir else None, seed=seed, fast_dev_run=fast_dev_run, limit_batches=limit,
-        **{k: v for k, v in overrides.items() if v is not None},
-    )
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        run_training(config, out, restart=restart, progress=progress)
-    except (DataNotFoundError, EpitomeFormatError, CheckpointConfigMismatch) as err:
-        raise _fail(str(err)) from None
-    metrics = (out / "metrics.json").read_text()
-    typer.echo(f"wrote {out}\n{metrics}")
+def recipe_path() -> Path:
+    """recipes/empeval.py of this checkout."""
+    return Path(__file__).resolve().parents[2] / "recipes" / "empeval.py"
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def train(ctx: typer.Context) -> None:
+    """Train the three-mechanism classifier on EPITOME: recipes/empeval.py (its --preset and
+    --key=value overrides, e.g. --preset fast, --train.seed=1, --out DIR; --help lists them).
+    Resumes an interrupted run."""
+    exit_on_user_error(_train)(list(ctx.args))
+
+
+def _train(argv: list[str]) -> None:
+    import importlib.util
+    import sys
+
+    from therapy_align.errors import UserError
+
+    path = recipe_path()
+    if not path.is_file():
+        raise UserError("the EMP-EVAL recipe is not in this installation", file=path,
+                        fix="run from a checkout of the repository (pip install -e .)")
+    argv = translate_aliases(argv)
+    spec = importlib.util.spec_from_file_location("empeval_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    module.main(argv)
 
 
 @app.command()
