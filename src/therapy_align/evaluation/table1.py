@@ -30,7 +30,7 @@ MODELS: tuple[str, ...] = ("base", "annomi80", "full_plus")
 PROMPTS: tuple[str, ...] = ("standard", "new")
 MODEL_LABELS: dict[str, str] = {"base": "Base Model", "annomi80": "80% Model", "full_plus": "Full + 2 con",
                                 "annomi_high": "Human: AnnoMI high-quality", "annomi_low": "Human: AnnoMI low-quality",
-                                "counselchat": "Human: CounselChat"}
+                                "counselchat": "Human: CounselChat", "grpo": "GRPO", "dpo": "DPO"}
 PROMPT_LABELS: dict[str, str] = {"standard": "Standard", "new": "New", "": "(given replies)"}
 
 
