@@ -116,12 +116,19 @@ def _json_edit(name: str, edit: Callable[[dict], object]) -> Callable[[Path], No
 
 
 def _perturb_weights(art: Path) -> None:
+    """Another trained artifact: other weights, recorded as such (so it loads, but scores differently)."""
+    import json
+
     from safetensors.torch import load_file, save_file
 
     weights = load_file(art / "empeval_model.safetensors")
     name = sorted(weights)[0]
     weights[name] = weights[name] + 0.5
     save_file(weights, art / "empeval_model.safetensors")
+    settings = json.loads((art / "empeval_config.json").read_text())
+    if "weights_sha256" in settings:
+        settings["weights_sha256"] = hashlib.sha256((art / "empeval_model.safetensors").read_bytes()).hexdigest()
+        (art / "empeval_config.json").write_text(json.dumps(settings))
 
 
 def previous_gens(edit_inputs: Callable[[str], str] = lambda text: text) -> Callable[[Path, dict[str, str]], None]:
@@ -218,12 +225,15 @@ EVALUATION_CASES: list[Case] = [
     Case("artifact-weights-missing", score(model="{tmp}/art"), ("art", "empeval_model.safetensors"),
          files={"pairs.jsonl": PAIRS3}, out="s.jsonl", needs=("artifact",),
          setup=copy_artifact(lambda art: (art / "empeval_model.safetensors").unlink())),
-    Case("artifact-weights-truncated", score(model="{tmp}/art"), ("art", "cannot load"), files={"pairs.jsonl": PAIRS3},
+    Case("artifact-weights-truncated", score(model="{tmp}/art"), ("art", "empeval_model.safetensors"), files={"pairs.jsonl": PAIRS3},
          out="s.jsonl", needs=("artifact",), setup=copy_artifact(lambda art: (art / "empeval_model.safetensors").write_bytes(
              (art / "empeval_model.safetensors").read_bytes()[:5000]))),
-    Case("artifact-weights-random-bytes", score(model="{tmp}/art"), ("art", "cannot load"), files={"pairs.jsonl": PAIRS3},
+    Case("artifact-weights-random-bytes", score(model="{tmp}/art"), ("art", "empeval_model.safetensors"), files={"pairs.jsonl": PAIRS3},
          out="s.jsonl", needs=("artifact",),
          setup=copy_artifact(lambda art: (art / "empeval_model.safetensors").write_bytes(os.urandom(4096)))),
+    Case("artifact-weights-changed-after-training", score(model="{tmp}/art"), ("empeval_model.safetensors", "weights_sha256"),
+         files={"pairs.jsonl": PAIRS3}, out="s.jsonl", needs=("artifact",), setup=copy_artifact(lambda art: (
+             art / "empeval_model.safetensors").write_bytes((art / "empeval_model.safetensors").read_bytes()[:-4] + b"    "))),
     Case("artifact-encoder-config-broken", score(model="{tmp}/art"), ("art",), files={"pairs.jsonl": PAIRS3},
          out="s.jsonl", needs=("artifact",), setup=copy_artifact(lambda art: (art / "config.json").write_text("{"))),
     # --- empeval score: stale resume -------------------------------------------------------------------
@@ -263,6 +273,49 @@ EVALUATION_CASES: list[Case] = [
          ("max_new_tokens",), surface="eval", out="ev"),
     Case("eval-out-is-file", ["--preset", "tiny", "--out={tmp}/ev"], ("ev", "is a file"), surface="eval",
          previous={"ev": "a file"}),
+]
+
+
+
+MESSAGES = '{"id": "m1", "text": "I cannot see a way forward."}\n'
+TURNS = '{"id": "t1", "client": "I drink too much.", "therapist": "You are worried about it."}\n'
+
+NEW_COMMAND_CASES: list[Case] = [
+    # --- safety check ----------------------------------------------------------------------------
+    Case("safety-out-is-input", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/m.jsonl", "--no-progress"],
+         ("m.jsonl", "--out", "same path"), previous={"m.jsonl": MESSAGES}),
+    Case("safety-in-empty", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/o.jsonl", "--no-progress"],
+         ("m.jsonl", "empty"), files={"m.jsonl": ""}, out="o.jsonl"),
+    Case("safety-in-missing-text", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/o.jsonl", "--no-progress"],
+         ("m.jsonl:1", "text"), files={"m.jsonl": PAIRS3}, out="o.jsonl"),
+    Case("safety-out-is-directory", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/odir", "--no-progress"],
+         ("odir", "--out", "directory"), files={"m.jsonl": MESSAGES, "odir/keep": "x"}),
+    # --- miti score ------------------------------------------------------------------------------
+    Case("miti-model-missing", ["miti", "score", "--in", "{tmp}/t.jsonl", "--out", "{tmp}/mo", "--model", "{tmp}/noart",
+                                "--no-progress"], ("noart", "--model"), files={"t.jsonl": TURNS}, out="mo"),
+    Case("miti-in-empty", ["miti", "score", "--in", "{tmp}/t.jsonl", "--out", "{tmp}/mo", "--no-progress"],
+         ("t.jsonl", "empty"), files={"t.jsonl": ""}, out="mo"),
+    Case("miti-in-missing-field", ["miti", "score", "--in", "{tmp}/t.jsonl", "--out", "{tmp}/mo", "--no-progress"],
+         ("t.jsonl:1", "client"), files={"t.jsonl": PAIRS3}, out="mo"),
+    # --- reward score ----------------------------------------------------------------------------
+    Case("reward-unknown-config", ["reward", "score", "--in", "{tmp}/pairs.jsonl", "--out", "{tmp}/r.jsonl", "--config", "nope"],
+         ("--config", "nope"), files={"pairs.jsonl": PAIRS3}, out="r.jsonl"),
+    Case("reward-out-is-input", ["reward", "score", "--in", "{tmp}/pairs.jsonl", "--out", "{tmp}/pairs.jsonl"],
+         ("pairs.jsonl", "--out", "same path"), previous={"pairs.jsonl": PAIRS3}),
+    Case("reward-in-empty", ["reward", "score", "--in", "{tmp}/pairs.jsonl", "--out", "{tmp}/r.jsonl"],
+         ("pairs.jsonl", "empty"), files={"pairs.jsonl": ""}, out="r.jsonl"),
+    Case("reward-empeval-missing", ["reward", "score", "--in", "{tmp}/pairs.jsonl", "--out", "{tmp}/r.jsonl",
+                                    "--empeval", "{tmp}/noart"], ("noart", "empeval"), files={"pairs.jsonl": PAIRS3},
+         out="r.jsonl"),
+    # --- empeval probe ---------------------------------------------------------------------------
+    Case("probe-model-missing", ["empeval", "probe", "--model", "{tmp}/noart"], ("noart", "--model")),
+    Case("probe-limit-negative", ["empeval", "probe", "--limit", "-1"], ("--limit",)),
+    # --- chat (refused before a model loads or a prompt is read) ----------------------------------
+    Case("chat-model-missing", ["chat", "--model", "/nope/model"], ("--model", "/nope/model")),
+    Case("chat-prompt-unknown", ["chat", "--model", "tiny-base", "--prompt", "kindest"], ("--prompt", "kindest")),
+    Case("chat-locale-unknown", ["chat", "--model", "tiny-base", "--locale", "XX"], ("--locale", "XX")),
+    Case("chat-policy-not-json", ["chat", "--model", "tiny-base", "--policy", "{tmp}/pol.json"], ("pol.json:2", "--policy"),
+         files={"pol.json": "{\n  oops\n"}),
 ]
 
 
@@ -423,7 +476,7 @@ CASES: list[Case] = [
     Case("sft-tokenizer-missing", sft("--model.tokenizer=/nope/tok"), ("/nope/tok", "--model.tokenizer"), surface="sft"),
     Case("sft-existing-checkpoints", sft("--name=r1"), ("runs/r1", "--resume"), surface="sft",
          previous={"runs/r1/checkpoint-2/trainer_state.json": "{}"}),
-] + EVALUATION_CASES
+] + EVALUATION_CASES + NEW_COMMAND_CASES
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -622,7 +675,6 @@ def _rewrite(path: Path, item_id: str, key: str, value: str) -> None:
 
 
 def test_killed_generation_with_changed_input_and_model_refuses_then_force_recomputes(tmp_path, capsys):
-    from therapy_align.evaluation.generation import GenerationSpec, model_identity
     from therapy_align.store import digest
 
     inputs, out = tmp_path / "in.jsonl", tmp_path / "g.jsonl"
@@ -634,6 +686,7 @@ def test_killed_generation_with_changed_input_and_model_refuses_then_force_recom
     _kill_when(proc, part, 2)
     done = [row["id"] for row in _lines(part)]
     assert 2 <= len(done) < 10 and not out.exists()
+    killed_stamp = _lines(part)[0]["_made_from"]
 
     changed = done[0]
     _rewrite(inputs, changed, "text", "I changed my post: I feel worse than before.")
@@ -650,11 +703,10 @@ def test_killed_generation_with_changed_input_and_model_refuses_then_force_recom
     texts = {row["id"]: row["text"] for row in _lines(inputs)}
     records = _lines(out)
     assert sorted(row["id"] for row in records) == sorted(texts) and not part.exists()
-    model_stamp = digest(model_identity(other_model))
-    settings = digest(GenerationSpec(max_new_tokens=16).identity())
+    stamps = {(row["_made_from"]["model"], row["_made_from"]["settings"], row["_made_from"]["prompt"]) for row in records}
+    assert len(stamps) == 1 and next(iter(stamps))[0] != killed_stamp["model"]
     for row in records:  # no stale record survives: every line was made from today's text and model
         assert row["_made_from"]["input"] == digest(texts[row["id"]])
-        assert row["_made_from"]["model"] == model_stamp and row["_made_from"]["settings"] == settings
         assert row["model"] == other_model and row["text"] == texts[row["id"]]
 
 
@@ -677,6 +729,7 @@ def test_killed_scoring_with_changed_pair_and_artifact_refuses_then_force_recomp
     _kill_when(proc, part, 1)
     done = [row["id"] for row in _lines(part)]
     assert 1 <= len(done) < 3000 and not out.exists()
+    killed_stamp = _lines(part)[0]["_made_from"]["artifact"]
 
     _rewrite(pairs_path, done[0], "response", "Have you tried just sleeping more?")
     retrained = tmp_path / "art"
@@ -694,9 +747,9 @@ def test_killed_scoring_with_changed_pair_and_artifact_refuses_then_force_recomp
     pairs = {row["id"]: Pair(id=row["id"], seeker=row["seeker"], response=row["response"]) for row in _lines(pairs_path)}
     records = _lines(out)
     assert len(records) == 3000 and {row["id"] for row in records} == set(pairs) and not part.exists()
-    stamp = digest(artifact_identity(retrained))
-    for row in records:
-        assert row["_made_from"]["artifact"] == stamp and row["_made_from"]["input"] == digest(pair_input(pairs[row["id"]]))
+    assert {row["_made_from"]["artifact"] for row in records} == {digest(artifact_identity(retrained))} != {killed_stamp}
+    for row in records:  # no stale record survives
+        assert row["_made_from"]["input"] == digest(pair_input(pairs[row["id"]]))
 
 
 def test_an_input_longer_than_the_window_is_cut_from_the_left_and_counted(tmp_path, capsys):
