@@ -72,13 +72,14 @@ PRESETS = {"paper": PAPER, "tiny": TINY}
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
+    """Parse the preset and overrides (bad ones fail before anything loads), run, print the report path."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset, argv = pop_option(argv, "preset", default="paper", choices=PRESETS)
+    cfg = apply_overrides(PRESETS[preset], argv)
     from rich.console import Console
 
     from therapy_align.evaluation.multiturn import run
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    preset, argv = pop_option(argv, "preset", default="paper", choices=PRESETS)
-    cfg = apply_overrides(PRESETS[preset], argv)
     paths = run(cfg, console=Console())
     print(f"report: {paths['table_md']}")
     return paths

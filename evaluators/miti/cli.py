@@ -28,7 +28,7 @@ def train(
     """Train the classifier (recipes/miti.py); further --dotted.key=value arguments override its config."""
     from miti.training import load_recipe
 
-    argv = [f"--preset={preset}", f"--out={out}", f"--progress={progress}", *(["--restart"] if restart else []), *ctx.args]
+    argv = [f"--preset={preset}", f"--out={out}", f"--progress={progress}", f"--restart={restart}", *ctx.args]
     load_recipe().main(argv)
 
 
@@ -37,11 +37,11 @@ def train(
 def score(
     in_path: Annotated[Path, typer.Option("--in", help="JSONL, one {\"id\", \"client\", \"therapist\"} per line.")],
     out: Annotated[Path, typer.Option(help="Directory: scores.jsonl (label + probabilities per turn), summary.json.")],
-    model: Annotated[Path, typer.Option(help="Trained artifact directory.")] = DEFAULT_ARTIFACT,
-    lenient: Annotated[bool, typer.Option(help="Skip and count bad lines instead of stopping at the first.")] = False,
-    force: Annotated[bool, typer.Option(help="Recompute stored results made by another model or input.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    model: Annotated[Path, typer.Option(help="Trained artifact directory.")] = DEFAULT_ARTIFACT,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    force: Annotated[bool, typer.Option(help="Recompute stored results made by another model or input.")] = False,
+    lenient: Annotated[bool, typer.Option(help="Skip and count bad lines instead of stopping at the first.")] = False,
 ) -> None:
     """Label therapist turns (client turn before as context); an interrupted run resumes."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,7 +53,7 @@ def score(
     from miti.scoring import read_turns, score_turns
 
     total = len(read_turns(in_path, lenient=lenient)[0])  # validates the input before loading the model
-    predictor = load(model, batch_size=batch_size)
+    predictor = load(model, batch_size=batch_size)  # the input was valid: now load the model
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("labelling", total=total)
         summary = score_turns(predictor, in_path, out, lenient=lenient, force=force,

@@ -1,6 +1,8 @@
 """AnnoMI therapist turns as a LightningDataModule: frozen MiniLM features of (client turn,
 therapist turn) pairs (`miti.features`), split by transcript (`miti.labels.split_transcripts`).
-Features are computed once and cached in the run's work directory, so a resumed run skips them."""
+Features are computed once and cached in ``cache_dir`` under a hash of what they are computed from
+(data, backbone, max_length, layers, the turns of each side), so a resumed run, or a run that
+changes only the head's training, skips them."""
 
 from __future__ import annotations
 
@@ -17,15 +19,14 @@ from miti.features import pair_features
 from miti.labels import LABELS, SPLIT_SIDES, load_labelled_turns, split_transcripts
 
 LABEL_INDEX = {label: index for index, label in enumerate(LABELS)}
-FEATURES_FILE = "features.npz"
 
 
 class TurnDataModule(L.LightningDataModule):
-    """``cfg`` is the recipe's config (``recipes/miti.py``); ``work``, where features are cached."""
+    """``cfg`` is the recipe's config (``recipes/miti.py``); ``cache_dir``, where features are cached."""
 
-    def __init__(self, cfg, work: Path, *, progress: bool = True):
+    def __init__(self, cfg, cache_dir: Path, *, progress: bool = True):
         super().__init__()
-        self.cfg, self.work, self.progress = cfg, Path(work), progress
+        self.cfg, self.cache_dir, self.progress = cfg, Path(cache_dir), progress
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.backbone)
         self.encoder = None
         self.frames: dict[str, pd.DataFrame] = {}
@@ -36,19 +37,24 @@ class TurnDataModule(L.LightningDataModule):
         load_labelled_turns(self.cfg.data.data_dir)  # fails early, naming the file, when data is missing
 
     def _features(self) -> dict[str, np.ndarray]:
-        cache = self.work / FEATURES_FILE
+        from therapy_align.store import digest
+
+        m = self.cfg.model
+        made_from = {"data": self.cfg.data, "backbone": m.backbone, "max_length": m.max_length, "layers": m.layers,
+                     "seed": self.cfg.train.seed, "ids": {side: list(f["id"]) for side, f in self.frames.items()}}
+        cache = self.cache_dir / f"features-{digest(made_from)}.npz"
         if cache.is_file():
             with np.load(cache) as stored:
                 return {side: stored[side] for side in SPLIT_SIDES}
         from tqdm.auto import tqdm
 
-        m = self.cfg.model
         self.encoder = AutoModel.from_pretrained(m.backbone)
         total = sum(len(frame) for frame in self.frames.values())
         with tqdm(total=total, desc="MiniLM features", disable=not self.progress) as bar:
             features = {side: pair_features(self.encoder, self.tokenizer, list(frame["client"]), list(frame["therapist"]),
                                             max_length=m.max_length, layers=m.layers, on_progress=bar.update)
                         for side, frame in self.frames.items()}
+        cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.stem}.tmp.npz")
         np.savez(tmp, **features)
         tmp.replace(cache)  # a kill never leaves a half-written cache

@@ -37,8 +37,12 @@ class BehaviourModule(L.LightningModule):
     """``model_cfg``/``train_cfg``: the recipe's ``model`` and ``train`` sections."""
 
     # EMP-EVAL's AdamW (no decay on biases and norms) + linear warm-up schedule; it reads
-    # self.model and self.config.{learning_rate, weight_decay, warmup_fraction}.
+    # self.model and self.config.{learning_rate, weight_decay, warmup_fraction}. Its steps call
+    # self.model_step(batch, "train" | "val" | "test").
     configure_optimizers = EmpathyLightningModule.configure_optimizers
+    training_step = EmpathyLightningModule.training_step
+    validation_step = EmpathyLightningModule.validation_step
+    test_step = EmpathyLightningModule.test_step
 
     def __init__(self, model_cfg, train_cfg, in_features: int, class_weights: list[float] | None = None):
         super().__init__()
@@ -47,37 +51,29 @@ class BehaviourModule(L.LightningModule):
         self.model = make_head(in_features, model_cfg.hidden, model_cfg.dropout)
         weights = torch.ones(len(LABELS)) if class_weights is None else torch.tensor(class_weights)
         self.register_buffer("class_weights", weights.float())
-        self.metrics = nn.ModuleDict({side: _metrics(side) for side in ("fit", "val", "test")})
+        # ("train" as a ModuleDict key would clash with nn.Module.train)
+        self.metrics = nn.ModuleDict({f"{side}_split": _metrics(side) for side in ("train", "val", "test")})
         self.test_probabilities: list[torch.Tensor] = []
 
-    def _step(self, batch, side: str) -> torch.Tensor:
+    def model_step(self, batch, side: str) -> torch.Tensor:
         features, labels = batch
         logits = self.model(features)
         loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights)
-        self.metrics[side].update(logits.detach().argmax(-1), labels)
-        self.log(f"{side}/loss", loss, prog_bar=side == "fit", batch_size=len(labels))
+        self.metrics[f"{side}_split"].update(logits.detach().argmax(-1), labels)
+        self.log(f"{side}/loss", loss, prog_bar=side == "train", batch_size=len(labels))
         if side == "test":
             self.test_probabilities.append(torch.softmax(logits.detach().float(), -1).cpu())
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "fit")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def _epoch_end(self, side: str) -> None:
-        values = self.metrics[side].compute()
+        values = self.metrics[f"{side}_split"].compute()
         per_class = values.pop(f"{side}/f1")
         self.log_dict(values, prog_bar=side == "val")
         self.log_dict({f"{side}/f1/{label}": per_class[i] for i, label in enumerate(LABELS)})
-        self.metrics[side].reset()
+        self.metrics[f"{side}_split"].reset()
 
     def on_train_epoch_end(self) -> None:
-        self._epoch_end("fit")
+        self._epoch_end("train")
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")

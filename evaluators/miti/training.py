@@ -27,6 +27,7 @@ from miti.summary import METRICS, multicode_counts, summarise, summarise_counts
 from therapy_align.errors import UserError
 from therapy_align.files import canonical_json
 
+FEATURE_CACHE = ".miti-features"  # beside the artifact; remove it to recompute
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miti.py"
 
 # The classifier's R:Q and %CR on the held-out high-quality transcripts must be this close
@@ -35,15 +36,16 @@ MITI_TOLERANCE = 0.20
 
 
 def _resumable(work: Path, cfg, restart: bool) -> None:
-    """Checkpoints of a run with another config would mix two runs: refuse unless --restart."""
-    stamp = work / "recipe.json"
+    """Checkpoints of a run with another config would mix two runs: refuse unless --restart, which
+    discards them."""
+    stamp, made_from = work / "recipe.json", canonical_json({"data": cfg.data, "model": cfg.model, "train": cfg.train})
     if restart:
         shutil.rmtree(work, ignore_errors=True)
-    if stamp.exists() and stamp.read_text() != canonical_json(cfg):
+    if stamp.exists() and stamp.read_text() != made_from:
         raise UserError("holds checkpoints of a run with another configuration", file=work,
                         fix="rerun with the same settings to resume, or pass --restart to discard them")
     work.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(canonical_json(cfg))
+    stamp.write_text(made_from)
 
 
 def miti_check(test, predicted: list[str]) -> dict:
@@ -73,12 +75,12 @@ def train(cfg, out: str | os.PathLike, *, restart: bool = False, progress: bool 
     out, t = Path(out), cfg.train
     work = checkpoint_dir(out)
     _resumable(work, cfg, restart)
-    if t.threads:
-        torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    data = TurnDataModule(cfg, work, progress=progress)
+    data = TurnDataModule(cfg, out.parent / FEATURE_CACHE, progress=progress)
     data.prepare_data()
     data.setup("fit")
+    if t.threads:  # after the features, which use every core
+        torch.set_num_threads(t.threads)
     weights = class_weights(data.train_label_counts(), t.class_weight_power)[0]
     module = BehaviourModule(cfg.model, t, data.n_features, weights)
     best = ModelCheckpoint(dirpath=work, filename="best-{epoch}", monitor="val/macro_f1", mode="max",
