@@ -43,10 +43,3 @@ def test_files_out_of_step_are_refused(tmp_path):
     with pytest.raises(EpitomeFormatError, match=r"explorations-reddit\.csv: row 3, fields 'sp_id'/'rp_id'"):
         load_epitome(write_epitome(tmp_path, levels, {"explorations": ["r1", "r2", "rX"]}))
 
-
-def test_real_data_shape():
-    frame = load_epitome()
-    assert len(frame) == 3084 and frame["sp_id"].nunique() == 2979
-    assert [frame["emotional_reactions"].value_counts().get(level, 0) for level in (0, 1, 2)] == [2037, 895, 152]
-    assert [frame["interpretations"].value_counts().get(level, 0) for level in (0, 1, 2)] == [1626, 114, 1344]
-    assert [frame["explorations"].value_counts().get(level, 0) for level in (0, 1, 2)] == [2604, 104, 376]
