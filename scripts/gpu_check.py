@@ -104,7 +104,7 @@ DRY = Sizes(model=dict(hidden_size=64, intermediate_size=170, num_hidden_layers=
                        num_key_value_heads=4, vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
                        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False),
             sft_steps=2, sft_max_tokens=256, long_rows=4, gen_inputs=8, gen_new_tokens=8, gen_baseline_batch=4,
-            gen_batch=8, budget_s=240,
+            gen_batch=8, budget_s=420,
             boxes={"qlora": 30, "bf16_lora": 30, "gen_4bit": 20, "gen_merged": 20, "bf16_padded": 30,
                    "bf16_padding_free": 30, "grpo": 30, "gen_static": 20})
 # Not installed on the GPU image (and not carried): the dry run hides them, so it proves the path needs neither.
@@ -798,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.environ.get("OUT") or "runs/gpu_check", help="results.json, section.md")
     parser.add_argument("--workdir", help="checkpoint and runs (default: /dev/shm or a temp dir)")
     parser.add_argument("--parts", help=f"comma-separated subset of {','.join(PARTS)}")
-    parser.add_argument("--budget-s", type=float, help="whole-check time budget (default 450 GPU, 240 dry)")
+    parser.add_argument("--budget-s", type=float, help="whole-check time budget (default 450 GPU, 420 dry)")
     parser.add_argument("--data-dir", help="data directory (default: $THERAPY_ALIGN_DATA or ../shared/data)")
     parser.add_argument("--inputs", help="evaluation inputs JSONL (default: <data>/eval_inputs/...1000.jsonl)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the random checkpoint even if present")

@@ -40,5 +40,5 @@ fi
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTORCH_ALLOC_CONF="${PYTORCH_ALLOC_CONF:-expandable_segments:True}"
 # The whole check stays under 8 minutes (its parts are time-boxed inside; this is the backstop).
-if [ "$DRY" = 1 ]; then LIMIT="${GPU_CHECK_LIMIT:-300}"; else LIMIT="${GPU_CHECK_LIMIT:-480}"; fi
+if [ "$DRY" = 1 ]; then LIMIT="${GPU_CHECK_LIMIT:-480}"; else LIMIT="${GPU_CHECK_LIMIT:-480}"; fi
 exec timeout --signal=INT --kill-after=20 "$LIMIT" "$PY" scripts/gpu_check.py "$@"

@@ -16,7 +16,7 @@ def test_dry_run_runs_every_part_up_to_the_gpu(tmp_path):
     env = {**os.environ, "THERAPY_ALIGN_DATA": str(SHARED / "data"),
            "THERAPY_ALIGN_TOKENIZER": str(SHARED / "tokenizers" / "llama-2")}
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", "--out", str(tmp_path)], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=400)
+                          env=env, capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     parts = results["parts"]
