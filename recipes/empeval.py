@@ -23,8 +23,8 @@ from pathlib import Path
 
 from empeval.config import TrainConfig
 from empeval.scoring import DEFAULT_ARTIFACT
-from therapy_align.errors import UserError, exit_on_user_error
-from therapy_align.overrides import OverrideError, apply_overrides, check_range, describe_keys, pop_option
+from therapy_align.errors import exit_on_user_error
+from therapy_align.overrides import apply_overrides, check_range, describe_keys, pop_option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,15 +51,12 @@ PRESETS = {"default": DEFAULT, "fast": FAST}
 def main(argv: list[str] | None = None) -> Path:
     import os
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        preset, argv = pop_option(argv, "preset", default="default", choices=PRESETS)
-        if "--help" in argv or "-h" in argv:
-            print(__doc__ + "\nKeys (--key=value):\n" + describe_keys(PRESETS[preset]))
-            return Path(PRESETS[preset].out)
-        cfg = apply_overrides(PRESETS[preset], argv)
-    except OverrideError as err:
-        raise UserError(str(err)) from None
+    preset, argv = pop_option(list(sys.argv[1:] if argv is None else argv), "preset", default="default",
+                              choices=PRESETS)
+    if "--help" in argv or "-h" in argv:
+        print(__doc__ + "\nKeys (--key=value):\n" + describe_keys(PRESETS[preset]))
+        return Path(PRESETS[preset].out)
+    cfg = apply_overrides(PRESETS[preset], argv)  # a bad key or value: a UserError naming it
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

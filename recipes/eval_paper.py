@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from therapy_align.errors import UserError, exit_on_user_error
+from therapy_align.errors import exit_on_user_error
 from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec, ModelLoad
-from therapy_align.overrides import OverrideError, apply_overrides, pop_option
+from therapy_align.overrides import apply_overrides, pop_option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,12 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from therapy_align.evaluation.table1 import run_grid
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        preset, argv = pop_option(argv, "preset", default="paper", choices=PRESETS)
-        cfg = apply_overrides(PRESETS[preset], argv)
-    except OverrideError as err:
-        raise UserError(str(err)) from None
+    preset, argv = pop_option(list(sys.argv[1:] if argv is None else argv), "preset", default="paper", choices=PRESETS)
+    cfg = apply_overrides(PRESETS[preset], argv)  # a bad key or value: a UserError naming it
     if not PartialState().is_main_process:  # generation is single-process; other ranks idle
         return {}
     try:

@@ -21,18 +21,15 @@ import sys
 
 from rich.console import Console
 
-from therapy_align.errors import UserError, exit_on_user_error
+from therapy_align.errors import exit_on_user_error
 from therapy_align.evaluation.sweep import PromptRunConfig, init_wandb, prompt_listing, run_prompt
-from therapy_align.overrides import OverrideError, apply_overrides
+from therapy_align.overrides import apply_overrides
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     console = Console()
-    try:
-        config = apply_overrides(PromptRunConfig(), sys.argv[1:] if argv is None else argv)
-    except OverrideError as err:
-        raise UserError(str(err)) from None
+    config = apply_overrides(PromptRunConfig(), sys.argv[1:] if argv is None else argv)  # UserError if bad
     if config.prompt is None:
         console.print(prompt_listing())
         console.print("run one: python recipes/prompts.py --prompt=<name> [--model=... --limit=N]")

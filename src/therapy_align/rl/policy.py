@@ -115,11 +115,7 @@ def finish_run(trainer, *, run_dir: Path, tokenizer, judge, method: str, tiny: b
         write_model_card(run_dir, method=method, config=config, metrics=metrics, judge_rows=rows, divergence=check,
                          judge_note=getattr(judge, "judge_note", None), tiny=tiny)
     trainer.accelerator.wait_for_everyone()
-    try:
-        import wandb
+    from therapy_align.training.sft_run import finish_wandb
 
-        if wandb.run is not None:
-            wandb.finish()
-    except ImportError:  # pragma: no cover
-        pass
+    finish_wandb()
     return run_dir

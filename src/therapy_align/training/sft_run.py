@@ -302,11 +302,15 @@ def train_and_save(trainer, config: Any, run_dir: Path, tokenizer, *, resume: bo
         config_body = json.loads((run_dir / "config.json").read_text())
         write_model_card(run_dir, config=config_body, metrics=metrics, command="accelerate launch " + " ".join(sys.argv))
     acc.wait_for_everyone()
+    finish_wandb()
+    return run_dir
+
+
+def finish_wandb() -> None:
+    """Close this process's wandb run, if any (trainers leave it open)."""
     try:
         import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
     except ImportError:  # pragma: no cover
-        pass
-    return run_dir
+        return
+    if wandb.run is not None:
+        wandb.finish()
