@@ -188,6 +188,8 @@ def run_round(cfg: Recipe, run_dir: Path, k: int, *, train: bool = True):
     if k > 1:  # TRL copied the policy into `ref`; the reference stays the SFT model
         dpo_rounds.load_adapter_weights(trainer.model, Path(m.sft_run) / "adapter", "ref")
     checkpoint = newest_checkpoint(round_dir)
+    if not train:  # the round is done: the policy is its adapter
+        dpo_rounds.load_adapter_weights(trainer.model, round_dir / "adapter", "default")
     if train:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
         trainer.model.save_pretrained(str(round_dir / "adapter"), selected_adapters=["default"])

@@ -82,3 +82,19 @@ def test_divergence_flags_reward_up_judge_down():
     rows[1]["judge_final"] = 0.9
     assert divergence(rows)["flagged"] is False
     assert divergence(rows[:1]) is None
+
+
+def test_model_card_flags_reward_up_judge_down(tmp_path):
+    from therapy_align.rl.policy import write_model_card
+
+    rows = [{"step": 0, "reward_total": 0.1, "judge_final": 0.8}, {"step": 10, "reward_total": 0.9, "judge_final": 0.5}]
+    config = {"name": "grpo-x", "base_model": "b", "sft_run": "runs/sft", "reward": {"weights": {"empeval": 0.5}}}
+    write_model_card(tmp_path, method="GRPO", config=config, metrics={}, judge_rows=rows, divergence=divergence(rows),
+                     judge_note=None, tiny=False)
+    card = (tmp_path / "README.md").read_text()
+    assert "**FLAG: the held-out reward rose (+0.8000) while the independent judge fell (-0.3000)" in card
+    rows[1]["judge_final"] = 0.9
+    write_model_card(tmp_path, method="GRPO", config=config, metrics={}, judge_rows=rows, divergence=divergence(rows),
+                     judge_note=None, tiny=True)
+    card = (tmp_path / "README.md").read_text()
+    assert "FLAG" not in card and "not flagged" in card and "not that the model became more empathetic" in card
