@@ -19,7 +19,7 @@ import importlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def resolve_pairs(value: str, work_dir: Path) -> Path:
                             field="references") from None
         return Path(builder(work_dir / "references"))
     raise UserError("neither a pairs file nor a registered reference", file=value, field="references",
-                    fix=f"give a JSONL of {{id, seeker, response}}" + (f" or one of {', '.join(REFERENCES)}" if REFERENCES else ""))
+                    fix="give a JSONL of {id, seeker, response}" + (f" or one of {', '.join(REFERENCES)}" if REFERENCES else ""))
 
 
 def evaluate_cell(
@@ -158,14 +158,6 @@ def _write_if_changed(path: Path, body: Mapping[str, Any]) -> None:
         except ValueError:
             pass
     atomic_write_json(path, body)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GridResult:
-    cells: list[CellResult] = field(default_factory=list)
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [cell.row() for cell in self.cells]
 
 
 def evaluate_cells(
