@@ -30,7 +30,8 @@ the output head, not the embedding table; 6.61e9 for Llama-2-7B); 2N for the fro
 forward, 2N for the backward through activations (no weight gradients for frozen weights); the
 LoRA adapters' own FLOPs (< 0.1%) neglected; attention 12 n_layers d L per token (forward 4 n d L,
 backward twice that; counted without causal halving, as PaLM's MFU). Recomputation from gradient
-checkpointing is NOT counted (it is overhead, not model FLOPs). Tokens are real tokens (no padding).
+checkpointing is NOT counted (it is overhead, not model FLOPs; HFU adds the recomputed forward,
+L (2N + 4 n_layers d L)). Tokens are real tokens (no padding).
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def lora_flops(lengths: list[int], cfg: dict) -> float:
     return float(sum(length * (4 * n + 12 * layers * d * length) for length in lengths))
 
 
+def forward_flops(lengths: list[int], cfg: dict) -> float:
+    """FLOPs of one forward pass (what gradient checkpointing recomputes): L (2N + 4 n_layers d L)."""
+    n, d, layers = matmul_weights(cfg), cfg["hidden_size"], cfg["num_hidden_layers"]
+    return float(sum(length * (2 * n + 4 * layers * d * length) for length in lengths))
+
+
 def batch_lengths(kwargs: dict) -> list[int]:
     """Real (unpadded) sequence lengths of one forward's batch: from the attention mask, else
     from position ids restarting at 0 (padding-free), else the full width."""
@@ -155,6 +162,7 @@ class Meter:
 
     def __init__(self, module, cfg: dict) -> None:
         self.cfg, self.tokens, self.supervised, self.flops, self.lengths = cfg, 0, 0, 0.0, []
+        self.recompute = 0.0  # forward FLOPs, recomputed under gradient checkpointing (HFU, not MFU)
         self._handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module, args, kwargs):
@@ -164,6 +172,7 @@ class Meter:
         self.lengths.extend(lengths)
         self.tokens += sum(lengths)
         self.flops += lora_flops(lengths, self.cfg)
+        self.recompute += forward_flops(lengths, self.cfg)
         labels = kwargs.get("labels")
         if labels is not None:
             self.supervised += int((labels[:, 1:] != -100).sum())
@@ -434,6 +443,9 @@ class Check:
         }
         if seconds and self.peak_flops:
             result["mfu"] = round(flops / seconds / self.peak_flops, 4)
+            if cfg.model.gradient_checkpointing and meter.tokens:  # hardware FLOPs: + the recomputed forward
+                extra = meter.recompute * tokens / meter.tokens
+                result["hfu_with_recompute"] = round((flops + extra) / seconds / self.peak_flops, 4)
         if seconds and self.measured_flops:
             result["of_measured_matmul"] = round(flops / seconds / self.measured_flops, 4)
         self.runs[name] = run_dir
@@ -653,7 +665,8 @@ def part_rows(results: dict) -> list[tuple[str, str, str]]:
         if "tokens_per_s" in r and "mfu" in r or "steps_timed" in r:
             mem = r.get("train_peak_gpu_reserved_gb", r.get("part_peak_rss_gb"))
             text = (f"{_fmt(r['tokens_per_s'])} tokens/s ({_fmt(r['supervised_tokens_per_s'])} supervised), "
-                    f"MFU {_fmt(r.get('mfu'), '.1%')} ({_fmt(r.get('of_measured_matmul'), '.1%')} of measured matmul), "
+                    f"MFU {_fmt(r.get('mfu'), '.1%')} ({_fmt(r.get('of_measured_matmul'), '.1%')} of measured matmul; "
+                    f"HFU with recompute {_fmt(r.get('hfu_with_recompute'), '.1%')}), "
                     f"peak {_fmt(mem, '.1f', ' GB')}, rows {r['batch']}x{r['accumulation']} of mean "
                     f"{_fmt(r['mean_row_tokens'])} tokens, loss finite: {r['losses_finite']}")
             if name == "qlora" and r.get("tokens_per_s"):
