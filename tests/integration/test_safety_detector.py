@@ -109,3 +109,15 @@ def test_safety_scorer_columns_through_the_shared_runner(tmp_path):
     # resumable through the store: a second run reuses every line
     before = out.read_text()
     assert score_pairs(scorer, pairs, out) == scores and out.read_text() == before
+
+
+@pytest.mark.slow
+def test_tsid_test_figures_in_docs_match_a_fresh_run():
+    from tests.conftest import REPO_ROOT
+    from therapy_align.safety.evaluate import evaluate_tsid, load_tsid
+
+    result = evaluate_tsid([r for r in load_tsid() if r["split"] == "test"])
+    docs = (REPO_ROOT / "docs" / "safety.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith("| **test**"))
+    for key in ("suicide_or_self_harm_recall", "none_fpr", "depression_fpr", "ptsd_fpr", "fpr_all_other"):
+        assert f"{result[key]:.3f}" in row, (key, result[key], row)
