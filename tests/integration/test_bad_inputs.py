@@ -344,6 +344,8 @@ CASES: list[Case] = [
          ("tok", "--tokenizer", "tokenizer.model"), files={"tok/readme.txt": "nothing"}, out="o"),
     Case("build-tokenizer-is-file", build("--out", "{tmp}/o") + ["--tokenizer", "{tmp}/tok.txt"],
          ("tok.txt", "--tokenizer"), files={"tok.txt": "x"}, out="o"),
+    Case("build-tokenizer-hub-id-missing", build("--out", "{tmp}/o") + ["--tokenizer", "someone/not-a-tokenizer"],
+         ("someone/not-a-tokenizer", "--tokenizer", "not a usable tokenizer"), out="o"),
     Case("build-data-dir-missing", build("--out", "{tmp}/o", data="{tmp}/nodata"), ("nodata", "--data-dir"), out="o"),
     Case("build-data-dir-without-annomi", build("--out", "{tmp}/o", data="{tmp}/d"), ("AnnoMI-full.csv", "not found"),
          files={"d/readme.txt": "x"}, out="o"),

@@ -41,6 +41,13 @@ def load_tokenizer(path: str | None = None) -> PreTrainedTokenizerBase:
         tokenizer = LlamaTokenizer.from_pretrained(source, legacy=True)
     except (OSError, ValueError, TypeError):
         tokenizer = AutoTokenizer.from_pretrained(source)
+    probe = tokenizer("Hello, how are you?", add_special_tokens=False)["input_ids"]
+    if not probe or all(token == tokenizer.unk_token_id for token in probe):
+        # transformers builds an empty tokenizer for a missing repo or files: every text -> [] or <unk>.
+        from therapy_align.errors import UserError
+
+        raise UserError(f"not a usable tokenizer ({len(tokenizer)} tokens; files missing or the hub id does not exist)",
+                        file=source, field="tokenizer", fix="give a directory holding tokenizer.model, or a reachable hub id")
     tokenizer.chat_template = chat_template()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token

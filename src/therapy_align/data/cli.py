@@ -105,7 +105,8 @@ def load_tokenizer_checked(source: str | None):
 
     try:
         return load_tokenizer(source)
-    except UserError:
+    except UserError as error:
+        error.field = "--tokenizer" if error.field == "tokenizer" else error.field
         raise
     except (OSError, ValueError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
