@@ -50,41 +50,27 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 
 @dataclass(frozen=True)
-class CrisisVerdict:
-    """What the detector concluded about one user message."""
-
-    crisis: bool
-    category: str | None  # one of patterns.CRISIS_CATEGORIES when crisis, else the nearest (or None)
-    score: float  # >= 0.5 exactly when crisis
-    reason: str
-    evidence: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def flagged(self) -> bool:
-        return self.crisis
-
-    def as_record(self) -> dict:
-        return {"crisis": self.crisis, "category": self.category if self.crisis else None,
-                "score": round(self.score, 4), "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class ReplyVerdict:
-    """What output screening concluded about one model reply."""
+class Verdict:
+    """What screening concluded about one text: a user message (``CrisisVerdict``, read ``.crisis``)
+    or a model reply (``ReplyVerdict``, read ``.flagged``); both names work on both."""
 
     flagged: bool
-    category: str | None  # one of patterns.REPLY_CATEGORIES when flagged
-    score: float
+    category: str | None  # a crisis / reply category when flagged, else the nearest one (or None)
+    score: float  # >= 0.5 exactly when flagged
     reason: str
     evidence: tuple[str, ...] = field(default=(), compare=False)
+    key: str = field(default="flagged", compare=False)  # the flag's name in records: "crisis" or "flagged"
 
     @property
     def crisis(self) -> bool:
         return self.flagged
 
     def as_record(self) -> dict:
-        return {"flagged": self.flagged, "category": self.category if self.flagged else None,
+        return {self.key: self.flagged, "category": self.category if self.flagged else None,
                 "score": round(self.score, 4), "reason": self.reason}
+
+
+CrisisVerdict = ReplyVerdict = Verdict
 
 
 # ---------------------------------------------------------------------- normalisation and hits
@@ -249,7 +235,7 @@ def detect_crisis_batch(texts: Sequence[str], *, semantic: bool = True,
             text, text_hits, near, SEVERITY, weak_margin=thresholds.weak_hit_margin,
             discounted_margin=thresholds.discounted_margin, no_hit_margin=thresholds.no_hit_margin,
             no_hit_min_sim=thresholds.no_hit_min_sim, what="crisis")
-        out.append(CrisisVerdict(flagged, category, score, reason, tuple(h.phrase for h in text_hits)))
+        out.append(Verdict(flagged, category, score, reason, tuple(h.phrase for h in text_hits), key="crisis"))
     return out
 
 
@@ -290,7 +276,7 @@ def screen_replies(replies: Sequence[str], contexts: Sequence[str | None] | None
             no_hit_min_sim=thresholds.reply_no_hit_min_sim, what="unsafe reply")
         if crisis_context[index] and flagged:
             reason += " (the user message was a crisis)"
-        out.append(ReplyVerdict(flagged, category, score, reason, tuple(h.phrase for h in text_hits)))
+        out.append(Verdict(flagged, category, score, reason, tuple(h.phrase for h in text_hits)))
     return out
 
 
