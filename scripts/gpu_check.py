@@ -249,6 +249,11 @@ class Check:
                 record = {"status": "ok", **fn(min(box, max(left, 1.0)))}
             except Skip as why:
                 record = {"status": "skipped", "reason": str(why)}
+            except KeyboardInterrupt:  # gpu_check.sh's time limit (SIGINT): say where it stopped, then stop
+                self.results["parts"][name] = {"status": "failed", "error": "cut off by the time limit",
+                                               "wall_s": round(time.perf_counter() - t0, 1)}
+                self.save()
+                raise
             except Exception as err:  # recorded; the next part runs
                 if type(err).__name__ == "QuantizationUnavailableError" and not self.cuda:
                     # The dry run stops where bitsandbytes needs CUDA: the recipe's own fail-fast says so.
