@@ -21,6 +21,7 @@ from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.errors import UserError, exit_on_user_error
 from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization, classify_reference
 from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
+from therapy_align.data.transcripts import load_plain_transcript
 from therapy_align.paths import check_tokenizer_ref
 
 
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> Path:
         classify_reference(cfg.model.name_or_path)  # a missing or non-model path fails here, not after the data
     if cfg.model.tokenizer is not None:
         check_tokenizer_ref(cfg.model.tokenizer, field="--model.tokenizer")
+    for path in cfg.data.extra_transcripts:  # a missing or malformed session fails here, not after the imports
+        load_plain_transcript(path)
     from therapy_align.training import sft_run
 
     run_dir = Path(cfg.runs_dir) / cfg.name

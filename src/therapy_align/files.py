@@ -161,7 +161,7 @@ def read_jsonl(
                         raise InputFileError("is blank", file=path, line=number, field=name,
                                              fix="give a non-empty value")
                 if unique_id is not None:
-                    key = record[unique_id]
+                    key = str(record[unique_id])  # 1 and "1" are one id to every store keyed by str
                     if key in seen:
                         raise InputFileError(f"id {key!r} repeats line {seen[key]}", file=path, line=number,
                                              field=unique_id, fix="ids must be unique")
