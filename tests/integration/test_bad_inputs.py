@@ -381,6 +381,8 @@ CASES: list[Case] = [
          files=data_dir(HEADER + '0,high,x,0,client,""\n' + annomi_csv().split("\n", 1)[1]), out="o"),
     Case("csv-not-utf8", build("--out", "{tmp}/o", data="{tmp}/d"), ("AnnoMI-full.csv:2", "UTF-8", "byte offset"),
          files=data_dir(annomi_csv().encode().replace(b"feeling", b"f\xe9eling", 1)), out="o"),
+    Case("csv-unclosed-quote", build("--out", "{tmp}/o", data="{tmp}/d"), ("AnnoMI-full.csv", "not a readable CSV"),
+         files=data_dir(annomi_csv() + '5,high,x,0,client,"I never close this\n'), out="o"),
     Case("csv-no-high-quality", build("--out", "{tmp}/o", data="{tmp}/d"), ("AnnoMI-full.csv", "mi_quality", "low: 5"),
          files=data_dir(annomi_csv(quality="low")), out="o"),
     Case("csv-all-backchannels", build("--out", "{tmp}/o", data="{tmp}/d"), ("AnnoMI-full.csv", "no training rows"),
@@ -809,3 +811,16 @@ def test_two_score_outputs_in_one_directory_keep_their_own_summaries(tmp_path, a
     summaries = {name: json.loads((tmp_path / "out" / f"{name}.scores.summary.json").read_text()) for name in "ab"}
     assert summaries["a"]["input"].endswith("a.jsonl") and summaries["b"]["input"].endswith("b.jsonl")
     assert summaries["a"] != summaries["b"]
+
+
+def test_byte_order_marks_and_windows_line_ends_are_read_as_text(tmp_path):
+    import json
+
+    _write(tmp_path, data_dir(b"\xef\xbb\xbf" + annomi_csv().replace("\n", "\r\n").encode()))
+    _write(tmp_path, {"s.txt": b"\xef\xbb\xbf" + SESSION.replace("\n", "\r\n").encode()})
+    out = tmp_path / "ds"
+    assert run_door("cli", ["data", "build", "--split", "full_plus", "--data-dir", str(tmp_path / "d"), "--extra",
+                            str(tmp_path / "s.txt"), "--tokenizer", str(TOKENIZER_DIR), "--max-tokens", "512",
+                            "--out", str(out)]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["conversations_by_source"] == {"annomi": 5, "extra": 1}

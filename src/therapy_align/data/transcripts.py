@@ -59,7 +59,7 @@ def read_text_strict(path: Path) -> str:
     """The file decoded as UTF-8, or an error giving the byte offset of the first bad byte."""
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark (Excel, Notepad) is not text
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise TranscriptFormatError(
