@@ -115,9 +115,13 @@ def test_tiny_preset_full_chain(tmp_path):
                             env={**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}, timeout=3600)
     assert result.returncode == 0
     rows = list(csv.DictReader((out / "report" / "table.csv").open()))
-    assert len(rows) == 6 and all(r["n"] == "32" for r in rows)
-    assert {r["model_ref"] for r in rows} == {"tiny-base", str(out / "sft" / "annomi80"), str(out / "sft" / "full_plus")}
+    models = [r for r in rows if not r["model"].startswith("Human")]
+    assert len(models) == 6 and all(r["n"] == "32" for r in models)
+    assert {r["model_ref"] for r in models} == {"tiny-base", str(out / "sft" / "annomi80"), str(out / "sft" / "full_plus")}
+    assert [r["model"] for r in rows[6:]] == ["Human: AnnoMI high-quality", "Human: AnnoMI low-quality", "Human: CounselChat"]
+    assert all(r["harm_unsafe_per_1000"] != "" and r["final"] != "" for r in rows)
     assert (out / "report" / "table1.png").is_file() and (out / "report" / "table.md").is_file()
-    for cell in out.glob("cells/*"):
+    assert (out / "report" / "examples.md").read_text().count("EMP-EVAL levels") >= 9
+    for cell in out.glob("cells/*__*"):
         assert (cell / "generations.jsonl").read_text().count("\n") == 32
         assert (cell / "scores-empeval.jsonl").read_text().count("\n") == 32
