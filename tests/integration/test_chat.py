@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, TOKENIZER_DIR
-from therapy_align.chat.session import ChatSession, Turn
+from therapy_align.chat.session import WITHHELD, ChatSession, Turn
 from therapy_align.safety.policy import SafeResponsePolicy
 
 
@@ -44,9 +44,11 @@ def test_crisis_message_gets_the_safe_response_and_never_reaches_the_model(token
     assert reply.source == "safe_response"
     assert "116 123" in reply.text and "999" in reply.text and "".join(shown) == reply.text
     assert session.counters.inputs_flagged == 1 and session.counters.model_calls == 0
-    # the flagged exchange is in the transcript but never in the model's context
+    # the message is in the transcript; the model's context only ever holds a placeholder for it
     assert [t.role for t in session.turns] == ["user", "assistant"]
     assert session.model_messages("next") == [{"role": "system", "content": "You are a counsellor."},
+                                              {"role": "user", "content": WITHHELD},
+                                              {"role": "assistant", "content": reply.text},
                                               {"role": "user", "content": "next"}]
 
 
@@ -55,12 +57,12 @@ def forced(tokenizer, text: str):
     target = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
     def allowed(batch_id, input_ids):
-        step = allowed.start is not None and len(input_ids) - allowed.start
-        if allowed.start is None:
-            allowed.start, step = len(input_ids), 0
-        return [target[min(step, len(target) - 1)]]
+        if allowed.last is None or len(input_ids) != allowed.last + 1:  # a new generate() call
+            allowed.start = len(input_ids)
+        allowed.last = len(input_ids)
+        return [target[min(len(input_ids) - allowed.start, len(target) - 1)]]
 
-    allowed.start = None
+    allowed.start = allowed.last = None
     return {"prefix_allowed_tokens_fn": allowed}
 
 
@@ -76,6 +78,17 @@ def test_a_flagged_model_reply_is_withdrawn_and_replaced(tiny):
     assert "kill yourself" not in "".join(shown) and "nobody would miss" not in "".join(shown)
     # the model's context keeps the safe response as its turn, not the unsafe text
     assert session.model_messages("ok")[-2]["content"] == reply.text
+
+
+def test_after_a_crisis_message_a_brush_off_is_withdrawn_too(tiny):
+    _, model, tokenizer = tiny
+    brush_off = "Cheer up! Tomorrow will be a better day."
+    session = ChatSession(model, tokenizer, None, SafeResponsePolicy("US"), max_new_tokens=30,
+                          generate_kwargs=forced(tokenizer, brush_off))
+    assert session.respond("I want to end my life").source == "safe_response"
+    assert session.respond("ok").source == "withdrawn"
+    session.reset()
+    assert session.respond("I passed my exam!").source == "model"  # the same words are fine without a crisis
 
 
 def test_a_safe_model_reply_streams_through(tiny):

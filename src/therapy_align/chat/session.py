@@ -4,9 +4,11 @@ Screening happens here, in code, on both sides of the model, never in the prompt
 user types ("ignore your instructions and ...") can switch it off:
 
 * **input**: every user message goes through :func:`therapy_align.safety.detect_crisis` first. A
-  flagged message never reaches the model: the user gets the locale's fixed safe response, and the
-  exchange stays out of the model's context for the rest of the session (it is kept in the
-  transcript that ``/save`` writes).
+  flagged message never reaches the model: the user gets the locale's fixed safe response; the
+  model's context holds only a placeholder (:data:`WITHHELD`) for that message, followed by the safe
+  response as its own turn, so later replies follow on from it. The message itself is kept only in
+  the transcript that ``/save`` writes. For the rest of the session replies are screened against the
+  crisis message too, so a brush-off ("cheer up") after it counts as dismissal of risk.
 * **output**: the reply streams through :class:`ScreenedStreamer`, which shows text only after the
   whole reply up to that point has passed :func:`therapy_align.safety.screen_reply` (so it appears
   a phrase or sentence at a time). When screening flags the reply, generation stops, the rest is
@@ -30,6 +32,7 @@ from therapy_align.safety import detect_crisis, screen_reply
 from therapy_align.safety.policy import WITHDRAWN_NOTE, SafeResponsePolicy
 
 DEFAULT_CONTEXT = 4096  # Llama-2 (paper §3)
+WITHHELD = "[message withheld by the safety screen]"
 _BOUNDARY = re.compile(r"[.!?\n][\"')\]]*\s")
 
 
@@ -37,8 +40,8 @@ _BOUNDARY = re.compile(r"[.!?\n][\"')\]]*\s")
 class Turn:
     role: str  # "user" | "assistant"
     content: str
-    to_model: bool = True  # part of the model's context
     safety: dict[str, Any] | None = None  # what screening decided, when it intervened
+    model_content: str | None = None  # what the model sees instead of ``content`` (a withheld message)
 
 
 @dataclass
@@ -122,6 +125,7 @@ class ChatSession:
     meta: dict[str, Any] = field(default_factory=dict)  # saved with the transcript (model ref, prompt name)
     turns: list[Turn] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
+    crisis_context: str | None = None  # the last message the detector flagged (this session)
 
     def __post_init__(self) -> None:
         if self.context_window is None:
@@ -134,13 +138,14 @@ class ChatSession:
 
     def reset(self) -> None:
         self.turns.clear()
+        self.crisis_context = None
 
     def model_messages(self, user_text: str) -> list[dict[str, str]]:
         """System prompt + the exchanges that fit + the new user message (oldest dropped first)."""
         exchanges = []
-        model_turns = [t for t in self.turns if t.to_model]
-        for user, assistant in zip(model_turns[0::2], model_turns[1::2], strict=False):
-            exchanges.append([{"role": "user", "content": user.content}, {"role": "assistant", "content": assistant.content}])
+        for user, assistant in zip(self.turns[0::2], self.turns[1::2], strict=False):
+            exchanges.append([{"role": "user", "content": user.model_content or user.content},
+                              {"role": "assistant", "content": assistant.model_content or assistant.content}])
         head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         current = [{"role": "user", "content": user_text}]
         budget = self.context_window - self.max_new_tokens
@@ -163,8 +168,9 @@ class ChatSession:
             self.counters.inputs_flagged += 1
             text = self.policy.response(verdict.category)
             emit(text)
-            self.turns += [Turn("user", user_text, to_model=False, safety={"input": verdict.as_record()}),
-                           Turn("assistant", text, to_model=False, safety={"source": "safe_response"})]
+            self.crisis_context = user_text
+            self.turns += [Turn("user", user_text, safety={"input": verdict.as_record()}, model_content=WITHHELD),
+                           Turn("assistant", text, safety={"source": "safe_response"})]
             return Reply(text, "safe_response", verdict)
         messages = self.model_messages(user_text)
         ids = self.prompt_ids(messages)
@@ -188,7 +194,8 @@ class ChatSession:
         """(released reply text, the flagging ReplyVerdict or None)."""
         import torch
 
-        streamer = screened_streamer(self.tokenizer, emit=emit, context=user_text)
+        context = f"{self.crisis_context} {user_text}" if self.crisis_context else user_text
+        streamer = screened_streamer(self.tokenizer, emit=emit, context=context)
         device = next(self.model.parameters()).device
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
@@ -198,7 +205,7 @@ class ChatSession:
             self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
                                 stopping_criteria=_stopping(streamer.flag), **kwargs)
         if not streamer.flag[0]:  # the whole reply, once more, now that it is complete
-            final = screen_reply(streamer.text, context=user_text)
+            final = screen_reply(streamer.text, context=context)
             if final.flagged:
                 return streamer.text[:streamer.released], final
         return (streamer.text[:streamer.released] if streamer.flag[0] else streamer.text).strip(), streamer.verdict
