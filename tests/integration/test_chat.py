@@ -44,6 +44,10 @@ def test_crisis_message_gets_the_safe_response_and_never_reaches_the_model(token
     assert reply.source == "safe_response"
     assert "116 123" in reply.text and "999" in reply.text and "".join(shown) == reply.text
     assert session.counters.inputs_flagged == 1 and session.counters.model_calls == 0
+    # after a crisis the bar drops: a follow-up naming means is caught on its own weaker evidence
+    follow_up = session.respond("yes, I have the pills right here")
+    assert follow_up.source == "safe_response" and session.counters.model_calls == 0
+    session.turns = session.turns[:2]
     # the message is in the transcript; the model's context only ever holds a placeholder for it
     assert [t.role for t in session.turns] == ["user", "assistant"]
     assert session.model_messages("next") == [{"role": "system", "content": "You are a counsellor."},

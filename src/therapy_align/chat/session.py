@@ -163,7 +163,7 @@ class ChatSession:
 
     def respond(self, user_text: str, emit: Callable[[str], None] = lambda s: None) -> Reply:
         """Screen ``user_text``; if safe, stream the model's screened reply through ``emit``."""
-        verdict = detect_crisis(user_text)
+        verdict = detect_crisis(user_text, after_crisis=self.crisis_context is not None)
         if verdict.crisis:
             self.counters.inputs_flagged += 1
             text = self.policy.response(verdict.category)

@@ -19,6 +19,7 @@ undiscounted strong hit scores >= 0.9. ``reason`` says which phrase or prototype
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -219,9 +220,17 @@ def _decide(text: str, hits: list[Hit], nearest, severity: Sequence[str], *, wea
 # ---------------------------------------------------------------------- public API
 
 
-def detect_crisis_batch(texts: Sequence[str], *, semantic: bool = True,
+def detect_crisis_batch(texts: Sequence[str], *, semantic: bool = True, after_crisis: bool = False,
                         thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[CrisisVerdict]:
-    """:class:`CrisisVerdict` for each user message (the semantic layer runs once over the batch)."""
+    """:class:`CrisisVerdict` for each user message (the semantic layer runs once over the batch).
+
+    ``after_crisis``: the conversation already held a flagged message (the chat sets it), so the
+    bar drops: any undiscounted weak phrase flags ("yes, I have the pills"), and with no phrase
+    the semantic layer needs only margin 0 and cosine 0.40.
+    """
+    if after_crisis:
+        thresholds = dataclasses.replace(thresholds, weak_hit_margin=-1.0, no_hit_margin=min(0.0, thresholds.no_hit_margin),
+                                         no_hit_min_sim=min(0.40, thresholds.no_hit_min_sim))
     normalized = [normalize(t) for t in texts]
     hits = [find_hits(t, P.MESSAGE_RULES) for t in normalized]
     nearest: list = [None] * len(texts)

@@ -106,6 +106,7 @@ MESSAGE_RULES: tuple[Rule, ...] = (
     Rule("plan_or_means", r"\b(i have|i've got|i made|i've made)\s+a\s+plan\b[^.?!]{0,40}\b(die|end|kill|do it|suicide)\b|\bi know (how|when) i('?m| am| will|'ll) (going to )?do it\b", "has a plan"),
     Rule("plan_or_means", r"\b(noose|overdos(e|ing)\s+(on\s+)?purpose|overdose\s+tonight)\b|\bovertake\b", "names a means"),
     Rule("plan_or_means", r"\boverdos(e|ed|ing)\b", "mentions an overdose", strong=False),
+    Rule("plan_or_means", r"\b(i have|i've got|i got|got|holding|bought|here|ready|with me|in my (hand|pocket|bag|drawer|room))\b[^.?!]{0,25}\b(the |my |some |a )?(pills|tablets|rope|gun|blade|blades|razor|knife|noose)\b|\b(pills|tablets|rope|gun|blade|razor|knife|noose)\b[^.?!]{0,20}\b(ready|here|with me|in my (hand|pocket|bag|drawer))\b", "has means at hand", strong=False),
     Rule("plan_or_means", r"\bgiv(e|en|ing)\s+away\s+(all\s+)?my\s+(things|stuff|belongings|possessions|cat|dog|pets?)\b", "is giving belongings away", strong=False),
     # ---- self-harm
     Rule("self_harm", r"\b(cut|cutting|burn|burned|burnt|burning|hurt|hurting|harm|harmed|harming|hit|hitting|punch|punched|punching|scratch|scratched|scratching|starve|starved|starving|bruise|bruised|bruising|bang|banged|banging)\s+(myself|my\s+(arms?|wrists?|legs?|thighs?|skin|stomach|head))\b", "self-harm"),
