@@ -77,6 +77,9 @@ def _load_session(model_ref, system_prompt, policy, *, max_new_tokens, do_sample
         lm, tokenizer = load_model_for_inference(model_ref)
     except ModelReferenceError as err:
         raise UserError(str(err), field="--model") from None
+    except OSError as err:  # e.g. a hub id with no network or no access
+        raise UserError(f"cannot load {model_ref!r} ({str(err).splitlines()[0]})", field="--model",
+                        fix="give tiny-base, a local model directory or a runs/<name> directory") from None
     message_bank(), reply_bank()  # load MiniLM now, not at the first message
     torch.manual_seed(seed)
     kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if do_sample else {}
