@@ -88,7 +88,7 @@ def generate(
                                  inputs=report.records, out=out, spec=generation, force=force, console=console,
                                  models=ModelCache(load))
     except OSError as err:  # e.g. "base" (a hub model) offline
-        raise UserError(f"could not load model {model!r}: {err}", field="--model") from None
+        raise UserError(f"could not load model {model!r}: {str(err).strip().splitlines()[0]}", field="--model") from None
     console.print(
         f"{out}: {summary.already_done + summary.generated}/{summary.total} inputs done "
         f"({summary.generated} generated now, {summary.already_done} resumed"
@@ -130,7 +130,7 @@ def sweep(
     try:
         run_local_sweep(config, overrides=overrides, out=out, console=console)
     except OSError as err:  # e.g. "base" (a hub model) offline
-        raise UserError(f"could not load the model: {err}", field="--model") from None
+        raise UserError(f"could not load the model: {str(err).strip().splitlines()[0]}", field="--model") from None
 
 
 def register(app: typer.Typer) -> None:

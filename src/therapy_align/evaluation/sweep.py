@@ -52,6 +52,11 @@ class PromptRunConfig:
     lenient: bool = False  # skip bad input lines instead of failing
     force: bool = False  # recompute stored results made from other inputs, models or settings
 
+    def __post_init__(self) -> None:  # before a model or an evaluator loads (issue 14)
+        from therapy_align.overrides import check_range
+
+        check_range(self, "limit", ge=1, allow_none=True)
+
 
 def model_slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", model.strip("/")).strip("-") or "model"

@@ -198,6 +198,16 @@ def run_grid(cfg, *, recipe, console) -> dict:
     for prompt in cfg.prompts:
         check_prompt(prompt)  # fail early on a typo
     references = named_values(cfg.references, "references")
+    # Every named row and artifact is checked before any SFT run starts (issue 14).
+    from therapy_align.evaluation.cell import REFERENCES, resolve_pairs
+    from therapy_align.training.models import classify_reference
+
+    for value in references.values():
+        if value not in REFERENCES:
+            resolve_pairs(value, out)  # a missing pairs file is a UserError naming it
+    for ref in named_values(cfg.extra_models, "extra_models").values():
+        classify_reference(ref)
+    named_values(cfg.artifacts, "artifacts")
     report = read_inputs(cfg.inputs, lenient=cfg.lenient, limit=cfg.limit)
     if report.skipped:
         console.print(f"[yellow]skipped {len(report.skipped)} bad input lines[/]")
