@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, help="EMP-EVAL: score empathy (ER), inte
 
 
 
-# The command's short options, kept for existing scripts: each is one key of recipes/empeval.py.
+# The command's short options, kept for existing scripts: each is one key of recipes/empeval_train.py.
 TRAIN_ALIASES = {"--seed": "--train.seed", "--limit": "--train.limit_batches", "--max-epochs": "--train.max_epochs",
                  "--batch-size": "--train.batch_size", "--learning-rate": "--train.learning_rate",
                  "--backbone": "--train.backbone", "--data-dir": "--train.data_dir",
@@ -34,13 +34,13 @@ def translate_aliases(argv: list[str]) -> list[str]:
 
 
 def recipe_path() -> Path:
-    """recipes/empeval.py of this checkout."""
-    return Path(__file__).resolve().parents[2] / "recipes" / "empeval.py"
+    """recipes/empeval_train.py of this checkout."""
+    return Path(__file__).resolve().parents[2] / "recipes" / "empeval_train.py"
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def train(ctx: typer.Context) -> None:
-    """Train the three-mechanism classifier on EPITOME: recipes/empeval.py (its --preset and
+    """Train the three-mechanism classifier on EPITOME: recipes/empeval_train.py (its --preset and
     --key=value overrides, e.g. --preset fast, --train.seed=1, --out DIR; --help lists them).
     Resumes an interrupted run."""
     exit_on_user_error(_train)(list(ctx.args))

@@ -1,4 +1,4 @@
-"""recipes/empeval.py: EMP-EVAL training as config-as-code wrapping empeval's TrainConfig whole,
+"""recipes/empeval_train.py: EMP-EVAL training as config-as-code wrapping empeval's TrainConfig whole,
 and `therapy-align empeval train` as a door onto it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT, load_recipe_module
 from therapy_align.errors import UserError
 from therapy_align.overrides import apply_overrides, leaf_types
 
-RECIPE = REPO_ROOT / "recipes" / "empeval.py"
+RECIPE = REPO_ROOT / "recipes" / "empeval_train.py"
 
 
 @pytest.fixture(scope="module")

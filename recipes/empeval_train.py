@@ -1,8 +1,8 @@
 """Train EMP-EVAL, the paper's empathy evaluator (§2.2.3), on EPITOME: one encoder, three heads.
 
-    python recipes/empeval.py                                  # default: MiniLM, the full fit (CPU ok)
-    python recipes/empeval.py --preset fast --out runs/empeval-fast   # smoke: 1 epoch, a few batches
-    python recipes/empeval.py --train.seed=1 --out=artifacts/empeval-judge   # the held-out judge
+    python recipes/empeval_train.py                                  # default: MiniLM, the full fit (CPU ok)
+    python recipes/empeval_train.py --preset fast --out runs/empeval-fast   # smoke: 1 epoch, a few batches
+    python recipes/empeval_train.py --train.seed=1 --out=artifacts/empeval-judge   # the held-out judge
     therapy-align empeval train --preset fast                  # the same recipe, as a command
     ... --train.<field>=value overrides any field of empeval.config.TrainConfig (listed by --help);
     an interrupted run resumes from <out>.checkpoints (--restart discards them).
