@@ -194,6 +194,8 @@ def headline(name: str, record: dict, ceiling_gflops: float) -> tuple[str, str, 
         elif not flops:
             share = f"; FLOPs {how}"
         ratio = r.get("speedup")
+        if QUICK_EMPEVAL in record.get("args", []):
+            share += f" (timed on `{QUICK_EMPEVAL}`, the same MiniLM network briefly trained: speed only)"
         return (f"batched {pairs} pairs/s, one at a time {r.get('one_at_a_time_pairs_per_s')} pairs/s{share}",
                 f"batched / one at a time: {_ratio(ratio)} (CPU time: {_ratio(r.get('speedup_cpu_time'))})",
                 "≥ 5x and ≥ 300 pairs/s: " + ("met" if ratio and ratio >= 5 and pairs >= 300 else "**not met**"))
