@@ -30,6 +30,7 @@ WHEELS=(
   "dill==0.4.1"
   "multiprocess==0.70.19"
   "bitsandbytes==0.50.2"
+  "regex==2026.11.19"   # transformers 5.24 checks regex>=2025.10.22 at import; the image's may be older
 )
 
 mkdir -p "$DEST/wheels"
