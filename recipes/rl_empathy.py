@@ -74,16 +74,16 @@ class Recipe:
 
 PAPER = Recipe()
 # CPU, minutes: from the tiny SFT adapter (the random base never ends a reply), 2 prompts x 4
-# replies of <= 48 tokens per step, a larger LR, 8 judging inputs every 10 steps (sampled with a
+# replies of <= 48 tokens per step, 16 steps, a larger LR, 8 judging inputs every 4 steps (sampled with a
 # fixed seed: the tiny model's greedy reply is nearly empty).
 TINY = replace(
     PAPER, name="tiny-grpo-annomi80", preset="tiny",
     model=Model(sft_run="runs/tiny-sft-annomi80", quantization="none", dtype="float32", gradient_checkpointing=False),
     prompts=replace(PAPER.prompts, counselchat=64, annomi=64, context_exchanges=1, max_seeker_words=120),
     reward=replace(PAPER.reward, max_tokens=48, overlong_cache=8, min_tokens=8),
-    grpo=replace(PAPER.grpo, max_steps=30, learning_rate=1e-3, num_generations=4, max_completion_length=48,
-                 per_device_train_batch_size=8, gradient_accumulation_steps=1, optim="adamw_torch", save_steps=10),
-    judge=replace(PAPER.judge, every_steps=10, n_inputs=8, max_new_tokens=48, batch_size=8, do_sample=True),
+    grpo=replace(PAPER.grpo, max_steps=16, learning_rate=1e-3, num_generations=4, max_completion_length=48,
+                 per_device_train_batch_size=8, gradient_accumulation_steps=1, optim="adamw_torch", save_steps=4),
+    judge=replace(PAPER.judge, every_steps=4, n_inputs=8, max_new_tokens=48, batch_size=8, do_sample=True),
 )
 PRESETS = {"paper": PAPER, "tiny": TINY}
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.rl_fixtures import REPO_ROOT, run, shared_root, sft_run, small_rl_args, tiny_evaluator
 
+pytestmark = pytest.mark.slow  # two recipe runs (~50 s each on the idle box); the GRPO tests cover the shared parts
 RECIPE = REPO_ROOT / "recipes" / "dpo_empathy.py"
 FAST = ["--preset", "tiny", "--sampling.prompts_per_round=6", "--sampling.generation.max_new_tokens=10",
         "--dpo.steps_per_round=2", "--dpo.save_steps=1", "--dpo.per_device_train_batch_size=2", "--dpo.wandb=false",

@@ -89,15 +89,24 @@ def test_every_hack_scores_below_the_therapist_with_the_trained_evaluator(cases)
     check_ordering(score_all(GuardedReward(RewardConfig(empeval_path=str(REPO_ROOT / "artifacts" / "empeval"))), cases))
 
 
-def test_reward_score_command_prints_every_term_and_resumes(cases, tiny_evaluator_dir, tmp_path, capsys):
+def cli(args: list[str]) -> int:
+    """`therapy-align ARGS` in this process; its exit status."""
     from therapy_align.cli import main
 
+    try:
+        main(args)
+    except SystemExit as exit_info:
+        return exit_info.code or 0
+    return 0
+
+
+def test_reward_score_command_prints_every_term_and_resumes(cases, tiny_evaluator_dir, tmp_path, capsys):
     pairs = tmp_path / "pairs.jsonl"
     lines = [{"id": f"{qid}-{name}", "seeker": seeker, "response": text}
              for qid, seeker, hacks in cases[:3] for name, text in hacks.items()]
     pairs.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "scored.jsonl"
-    main(["reward", "score", "--in", str(pairs), "--out", str(out), "--empeval", str(tiny_evaluator_dir)])
+    assert cli(["reward", "score", "--in", str(pairs), "--out", str(out), "--empeval", str(tiny_evaluator_dir)]) == 0
     printed = capsys.readouterr().out
     for term in ("empeval", "specificity", "copy", "template", "repetition", "questions", "length", "safety", "total"):
         assert term in printed
@@ -108,20 +117,30 @@ def test_reward_score_command_prints_every_term_and_resumes(cases, tiny_evaluato
     for record in records:
         assert record["total"] == pytest.approx(sum(weights[t] * v for t, v in record["terms"].items()), abs=1e-5)
     # a rerun reuses every line; another config refuses the stored scores
-    main(["reward", "score", "--in", str(pairs), "--out", str(out), "--empeval", str(tiny_evaluator_dir)])
-    with pytest.raises(SystemExit) as exit_info:
-        main(["reward", "score", "--in", str(pairs), "--out", str(out), "--empeval", str(tiny_evaluator_dir),
-              "--config", "empeval-only"])
-    assert exit_info.value.code == 2 and "--force" in capsys.readouterr().err
+    assert cli(["reward", "score", "--in", str(pairs), "--out", str(out), "--empeval", str(tiny_evaluator_dir)]) == 0
+    assert cli(["reward", "score", "--in", str(pairs), "--out", str(out), "--empeval", str(tiny_evaluator_dir),
+                "--config", "empeval-only"]) == 2
+    assert "--force" in capsys.readouterr().err
 
 
 def test_reward_score_command_names_the_bad_line(tmp_path, tiny_evaluator_dir, capsys):
-    from therapy_align.cli import main
-
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"id": 1, "seeker": "I feel low.", "response": "That sounds hard."}\n{"id": 2, "seeker": "x"}\n')
-    with pytest.raises(SystemExit) as exit_info:
-        main(["reward", "score", "--in", str(pairs), "--out", str(tmp_path / "o.jsonl"), "--empeval", str(tiny_evaluator_dir)])
+    assert cli(["reward", "score", "--in", str(pairs), "--out", str(tmp_path / "o.jsonl"), "--empeval", str(tiny_evaluator_dir)]) == 2
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and f"{pairs}:2" in err and "response" in err
+    assert f"{pairs}:2" in err and "response" in err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "artifacts" / "miti" / "miti_config.json").is_file(),
+                    reason="no trained artifacts/miti (issue 11) on this machine")
+def test_mi_term_prefers_a_reflection_to_a_question(tiny_evaluator_dir):
+    from therapy_align.rl.reward import GuardedReward, RewardConfig
+
+    reward = GuardedReward(RewardConfig(empeval_path=str(tiny_evaluator_dir), miti_path=str(REPO_ROOT / "artifacts" / "miti")))
+    assert "mi" in reward.active_terms()
+    seeker = "I drink too much and my wife is upset with me."
+    reflection, question = reward.score([seeker, seeker], [
+        "It sounds like the drinking is starting to hurt your marriage, and part of you wants that to change.",
+        "How much do you drink in a week?"])
+    assert reflection["terms"]["mi"] > question["terms"]["mi"]
