@@ -17,24 +17,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 from therapy_align.errors import UserError, exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.overrides import apply_overrides, pop_option
 from therapy_align.rl.dpo_rounds import PairRule
 from therapy_align.rl.judging import JudgeConfig
-from therapy_align.rl.prompts import PromptSet
-from therapy_align.rl.reward import RewardConfig
+from therapy_align.rl.policy import TINY_POLICY, PolicyModel
+from therapy_align.rl.prompts import TINY_PROMPTS, PromptSet
+from therapy_align.rl.reward import TINY_REWARD, RewardConfig
 from therapy_align.training.models import check_quantization
-
-
-@dataclass(frozen=True, kw_only=True)
-class Model:
-    sft_run: str = "runs/sft-annomi80"  # §6: RL continues from the fine-tuned model (the 80% one, §2.2.1)
-    quantization: Literal["4bit", "8bit", "none"] = "4bit"  # as the SFT recipe (§4 bitsandbytes, NF4)
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    gradient_checkpointing: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +63,7 @@ class Recipe:
     preset: str = "paper"
     runs_dir: str = "runs"
     wandb_project: str = "therapy_align"
-    model: Model = field(default_factory=Model)
+    model: PolicyModel = field(default_factory=PolicyModel)
     prompts: PromptSet = field(default_factory=PromptSet)
     reward: RewardConfig = field(default_factory=RewardConfig)
     sampling: Sampling = field(default_factory=Sampling)
@@ -85,9 +77,7 @@ PAPER = Recipe()
 # a lower margin (the tiny policy's replies differ little), larger LR, 8 sampled judging inputs.
 TINY = replace(
     PAPER, name="tiny-dpo-annomi80", preset="tiny",
-    model=Model(sft_run="runs/tiny-sft-annomi80", quantization="none", dtype="float32", gradient_checkpointing=False),
-    prompts=replace(PAPER.prompts, counselchat=64, annomi=64, context_exchanges=1, max_seeker_words=120),
-    reward=replace(PAPER.reward, max_tokens=48, overlong_cache=8, min_tokens=8),
+    model=TINY_POLICY, prompts=TINY_PROMPTS, reward=TINY_REWARD,
     sampling=Sampling(n_per_prompt=4, prompts_per_round=32,
                       generation=GenerationSpec(do_sample=True, top_p=0.95, max_new_tokens=48, batch_size=16)),
     pairs=PairRule(min_margin=0.3, max_length_ratio=1.5),

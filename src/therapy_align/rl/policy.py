@@ -12,11 +12,27 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from therapy_align.errors import UserError
 from therapy_align.training.models import is_run_dir, load_causal_lm, load_tokenizer_for, read_run_config, run_base_model
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyModel:
+    """The ``model`` section of both RL recipes: which SFT run to continue from, and how to load it."""
+
+    sft_run: str = "runs/sft-annomi80"  # §6: RL continues from the fine-tuned model (the 80% one, §2.2.1)
+    quantization: Literal["4bit", "8bit", "none"] = "4bit"  # as the SFT recipe (§4 bitsandbytes, NF4)
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    gradient_checkpointing: bool = True
+
+
+# The tiny presets: the tiny SFT run (the random base never ends a reply), fp32 on CPU.
+TINY_POLICY = PolicyModel(sft_run="runs/tiny-sft-annomi80", quantization="none", dtype="float32",
+                          gradient_checkpointing=False)
 
 
 def check_sft_run(sft_run: str, *, make: str) -> None:

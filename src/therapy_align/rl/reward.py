@@ -88,6 +88,9 @@ class RewardConfig:
     guards: guards.GuardSettings = field(default_factory=guards.GuardSettings)
 
 
+# The tiny presets' 48-token replies: the length term scaled to them.
+TINY_REWARD = RewardConfig(min_tokens=8, max_tokens=48, overlong_cache=8)
+
 # Named configs for `therapy-align reward score --config NAME`; "guarded" is what the recipes use.
 CONFIGS: dict[str, RewardConfig] = {
     "guarded": RewardConfig(),
