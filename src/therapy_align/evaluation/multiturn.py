@@ -301,7 +301,7 @@ def conversation_rows(row: str, records: Sequence[dict[str, Any]], scorers, scor
         for scorer in scorers:
             metrics.update(scorer.summarise(pairs, [scores[scorer.name][i] for i in indices]))
         rows.append({"row": row, "session": session, "n": len(indices), **metrics,
-                     "mean_words": mean_words([records[i] for i in indices])})
+                     "mean words": mean_words([records[i] for i in indices])})
     return rows
 
 
@@ -379,7 +379,8 @@ def run(cfg, *, console=None) -> dict[str, Path]:
              *[note for scorer in scorers for note in getattr(scorer, "notes", [])]]
     report = write_report(out / "report", rows, title="# Multi-turn evaluation (held-out sessions)", notes=notes,
                           label_key=lambda row: row["model"])
-    sections = ["# Per session\n", to_markdown(per_session)]
+    session_columns = list(dict.fromkeys(key for r in per_session for key in r))
+    sections = ["# Per session (replay)\n", to_markdown(per_session, session_columns)]
     if cfg.simulation.enabled:
         sim = cfg.simulation
         sim_records, sim_specs = {}, []
