@@ -547,10 +547,9 @@ class Check:
         t_load = time.perf_counter()
         trainer = recipe.make_trainer(cfg, run_dir, reward_funcs=[length_reward])[0]
         load_s = time.perf_counter() - t_load
-        model = trainer.model
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        model = trainer.model  # what TRL unwraps and calls .generate on (the PeftModel)
         spent = {"generate_s": 0.0, "calls": 0}
-        original = inner.generate
+        original = model.generate
         check = self
 
         def timed_generate(*args, **kwargs):  # measures, changes nothing
@@ -563,9 +562,7 @@ class Check:
                 spent["generate_s"] += time.perf_counter() - t0
                 spent["calls"] += 1
 
-        inner.generate = timed_generate
-        if model is not inner:
-            model.generate = timed_generate
+        model.generate = timed_generate
 
         class Clock(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
@@ -582,7 +579,8 @@ class Check:
         step_s = getattr(clock, "step_s", None)
         logs = [row for row in trainer.state.log_history if "loss" in row or "reward" in row]
         trainer.accelerator.free_memory()
-        del trainer, model, inner
+        del model.generate
+        del trainer, model
         return {"sft_run": sft.name, "quantization": quant, "num_generations": cfg.grpo.num_generations,
                 "max_completion_length": cfg.grpo.max_completion_length,
                 "prompts_per_step": cfg.grpo.per_device_train_batch_size * cfg.grpo.gradient_accumulation_steps
