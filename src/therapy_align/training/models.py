@@ -40,6 +40,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from therapy_align.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -53,11 +55,11 @@ NAMED_BASES: dict[str, str] = {"base": PAPER_BASE_MODEL, "tiny-base": TINY_BASE_
 Quantization = Literal["4bit", "8bit"] | None
 
 
-class ModelReferenceError(ValueError):
+class ModelReferenceError(UserError, ValueError):
     """A model reference is neither a named base, a model, nor an SFT run directory."""
 
 
-class QuantizationUnavailableError(RuntimeError):
+class QuantizationUnavailableError(UserError, RuntimeError):
     """bitsandbytes 4-/8-bit loading was asked for on a machine without CUDA."""
 
 
@@ -263,13 +265,21 @@ def load_model_for_inference(
     For a run, the base named in ``runs/<name>/config.json`` is loaded (with ``quantization``;
     None by default, whatever the run trained with) and the LoRA adapter from
     ``runs/<name>/adapter`` is applied with ``PeftModel.from_pretrained``; ``merge=True`` folds it
-    into the weights (unquantized bases only). The tokenizer is ``runs/<name>/tokenizer`` when
-    present. Invalid references fail before anything heavy is loaded.
+    into the weights (unquantized bases only: the fast way to generate at 7B is a bf16 base with
+    the adapter merged, not LoRA layers over 4-bit weights). The tokenizer is
+    ``runs/<name>/tokenizer`` when present. With CUDA visible and no ``device_map``, the model is
+    placed on this process's GPU (``LOCAL_RANK``). Invalid references fail before anything heavy
+    is loaded.
     """
     kind, source = classify_reference(ref)
     if quantization == "none":
         quantization = None
+    if merge and quantization is not None:
+        raise ValueError(f"merge=True folds the adapter into the base weights; a {quantization} base cannot take "
+                         "it exactly: load the base unquantized (quantization=None, dtype='bfloat16')")
     check_quantization(quantization)
+    if device_map is None and cuda_available():
+        device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     if kind == "run":
         config = read_run_config(source)
         base = run_base_model(config)
