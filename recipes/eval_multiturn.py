@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-if __name__ == "__main__":  # run as a script: recipes/ is sys.path[0], where miti.py/empeval.py would shadow the packages
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from therapy_align.errors import exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec

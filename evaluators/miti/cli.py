@@ -25,7 +25,7 @@ def train(
     restart: Annotated[bool, typer.Option(help="Discard checkpoints of an interrupted run instead of resuming.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train the classifier (recipes/miti.py); further --dotted.key=value arguments override its config."""
+    """Train the classifier (recipes/miti_train.py); further --dotted.key=value arguments override its config."""
     from miti.training import load_recipe
 
     argv = [f"--preset={preset}", f"--out={out}", f"--progress={progress}", f"--restart={restart}", *ctx.args]

@@ -35,7 +35,7 @@ def artifact_identity(path: str | os.PathLike) -> dict[str, str]:
 
 
 QUICK_NOTE = ("**QUICK MI CLASSIFIER**: no trained artifacts/miti, so a classifier was fitted on a slice "
-              "(recipes/miti.py --preset fast): its MITI columns show the machinery, not fidelity.")
+              "(recipes/miti_train.py --preset fast): its MITI columns show the machinery, not fidelity.")
 
 
 class MitiScorer:
@@ -45,7 +45,7 @@ class MitiScorer:
 
     def __init__(self, predictor, *, quick: bool = False):
         self.predictor = predictor
-        self.notes = [NOTE, *([QUICK_NOTE] if quick else [])]
+        self.notes = [NOTE, *([QUICK_NOTE] if quick else [])]  # NOTE as extended by the factory
         self._identity = {"model": artifact_identity(predictor.path),
                           "settings": {"max_length": predictor.max_length, "labels": list(LABELS)}}
 
@@ -66,10 +66,27 @@ class MitiScorer:
         return f"MI: {score['label']} ({score['probabilities'][score['label']]:.2f})"
 
 
+def _add_expert_note() -> None:
+    """The experts' rows (AnnoMI, main behaviour) under every report that shows MITI columns."""
+    global NOTE
+    if "Expert rows:" in NOTE:
+        return
+    try:
+        from miti.human import human_rows
+
+        rows = [r for r in human_rows()["rows"] if r["scheme"] == "main behaviour"]
+    except Exception:  # no AnnoMI file here: the note keeps pointing at `miti human`
+        return
+    NOTE += " Expert rows: " + "; ".join(
+        f"{r['row']}: R:Q {r['r_q']:.2f}, %CR {r['pct_complex_reflections']:.1f}, open % {r['pct_open_questions']:.1f}"
+        for r in rows) + "."
+
+
 def make_miti_scorer(context) -> MitiScorer:
     """Registry factory (`therapy_align.evaluation.scorers.REGISTRY["miti"]`); ``--artifacts=miti=DIR``."""
     from miti.predictor import load
 
+    _add_expert_note()
     path = Path(context.artifact("miti", DEFAULT_ARTIFACT))
     if not path.exists() and context.allow_quick:
         from miti.training import quick_artifact

@@ -1,6 +1,6 @@
 """`miti train`: fit with the Lightning Trainer (checkpoint on dev macro-F1, resumable), predict
 the test split, fit the baselines on the same split, check MITI scores against the experts, and
-publish the artifact. The recipe (`recipes/miti.py`) holds the configuration."""
+publish the artifact. The recipe (`recipes/miti_train.py`) holds the configuration."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from therapy_align.errors import UserError
 from therapy_align.files import canonical_json
 
 FEATURE_CACHE = ".miti-features"  # beside the artifact; remove it to recompute
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miti.py"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miti_train.py"
 
 # The classifier's R:Q and %CR on the held-out high-quality transcripts must be this close
 # (relative) to the experts' values on the same transcripts (issue 11).
@@ -141,7 +141,7 @@ def train(cfg, out: str | os.PathLike, *, restart: bool = False, progress: bool 
 
 
 def load_recipe():
-    """recipes/miti.py as a module (recipes are scripts; the config lives there)."""
+    """recipes/miti_train.py as a module (recipes are scripts; the config lives there)."""
     import importlib.util
     import sys
 

@@ -130,7 +130,7 @@ def test_scorer_contract(tiny_miti):
 
 
 def test_fast_training_on_a_slice(tmp_path, data_dir):
-    recipe = load_recipe_module(REPO_ROOT / "recipes" / "miti.py", "miti_recipe_test")
+    recipe = load_recipe_module(REPO_ROOT / "recipes" / "miti_train.py", "miti_recipe_test")
     from miti.predictor import load
     from miti.training import train
 

@@ -19,7 +19,7 @@ ARTIFACT = REPO_ROOT / "artifacts" / "miti"
 def artifact(tmp_path_factory, data_dir) -> Path:
     if (ARTIFACT / "test_predictions.jsonl").is_file():
         return ARTIFACT
-    recipe = load_recipe_module(REPO_ROOT / "recipes" / "miti.py", "miti_recipe_slow")
+    recipe = load_recipe_module(REPO_ROOT / "recipes" / "miti_train.py", "miti_recipe_slow")
     return recipe.main([f"--out={tmp_path_factory.mktemp('miti') / 'artifact'}", f"--data.data_dir={data_dir}",
                         "--progress=false"])
 

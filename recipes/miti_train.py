@@ -1,9 +1,9 @@
-"""MI-behaviour classifier: AnnoMI's expert codes -> a MiniLM cross-encoder (issue 11; not in the paper).
+"""MI-behaviour classifier: AnnoMI's expert codes -> frozen MiniLM pair features + a Lightning head (issue 11).
 
     .venv/bin/therapy-align miti train                                    # this recipe, default preset
-    nice -n 10 .venv/bin/python recipes/miti.py --out artifacts/miti      # the same; ~5 CPU-min
-    .venv/bin/python recipes/miti.py --preset fast --out /tmp/miti-fast   # a slice: the pipeline in a minute
-    accelerate launch recipes/miti.py                                     # Lightning picks the GPU if any
+    nice -n 10 .venv/bin/python recipes/miti_train.py --out artifacts/miti    # the same; ~5 CPU-min (features cached)
+    .venv/bin/python recipes/miti_train.py --preset fast --out /tmp/miti-fast # a slice: the pipeline in a minute
+    accelerate launch recipes/miti_train.py                                   # Lightning picks the GPU if any
     ... --dotted.key=value overrides any field below (e.g. --train.max_epochs=60); rerunning the same
     command after a kill resumes from <out>.checkpoints/; --restart discards them.
 
@@ -18,9 +18,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-if __name__ == "__main__":  # run as a script: recipes/ is sys.path[0], where this file would shadow the `miti` package
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from therapy_align.errors import exit_on_user_error
 from therapy_align.overrides import apply_overrides, pop_option
