@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from empeval.cli import recipe_path, translate_aliases
-from empeval.config import TrainConfig
+from empeval.config import TrainConfig, fast_config
 from tests.conftest import REPO_ROOT, load_recipe_module
 from therapy_align.errors import UserError
 from therapy_align.overrides import apply_overrides, leaf_types
@@ -24,9 +24,10 @@ def recipe():
 def test_every_train_config_field_is_an_override(recipe):
     keys = leaf_types(recipe.DEFAULT)
     assert {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)} <= set(keys)
-    cfg = apply_overrides(recipe.FAST, ["--train.seed=1", "--out=artifacts/judge", "--train.rationale_weight=0"])
+    cfg = apply_overrides(recipe.SMOKE, ["--train.seed=1", "--out=artifacts/judge", "--train.rationale_weight=0"])
     assert (cfg.train.seed, cfg.out, cfg.train.max_epochs, cfg.train.limit_batches) == (1, "artifacts/judge", 1, 8)
     assert recipe.DEFAULT.train == TrainConfig()  # the default recipe is the evaluator's own defaults
+    assert recipe.FAST.train == fast_config()  # what the Table-1 chain trains when no artifact exists
     with pytest.raises(UserError):
         apply_overrides(recipe.DEFAULT, ["--threads=-1"])
 
