@@ -20,7 +20,7 @@ from pathlib import Path
 
 from therapy_align.errors import UserError, exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec
-from therapy_align.overrides import apply_overrides, pop_option
+from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
 from therapy_align.rl.dpo_rounds import PairRule
 from therapy_align.rl.judging import JudgeConfig
 from therapy_align.rl.policy import TINY_POLICY, PolicyModel
@@ -35,6 +35,10 @@ class Sampling:
     prompts_per_round: int = 256  # choice: fresh prompts each round (rounds take disjoint slices)
     generation: GenerationSpec = field(default_factory=lambda: GenerationSpec(
         do_sample=True, temperature=1.0, top_p=0.95, max_new_tokens=256, batch_size=8))  # 256 = evaluation's budget
+
+    def __post_init__(self) -> None:  # ranges checked before anything loads (issue 14)
+        check_range(self, "n_per_prompt", ge=2, fix="a preference pair needs at least 2 replies per prompt")
+        check_range(self, "prompts_per_round", ge=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +59,17 @@ class Dpo:
     logging_steps: int = 1
     save_steps: int = 25
     wandb: bool = True
+
+    def __post_init__(self) -> None:  # ranges checked before anything loads (issue 14)
+        for name in ("rounds", "steps_per_round", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "max_length", "logging_steps", "save_steps"):
+            check_range(self, name, ge=1)
+        check_range(self, "learning_rate", gt=0)
+        check_range(self, "beta", gt=0)
+        check_range(self, "max_grad_norm", gt=0)
+        if len(self.loss_weights) != len(self.loss_type):
+            raise ConfigError(f"{len(self.loss_weights)} weight(s) for {len(self.loss_type)} loss type(s)",
+                              field="loss_weights", fix="give one weight per --dpo.loss_type entry")
 
 
 @dataclass(frozen=True, kw_only=True)

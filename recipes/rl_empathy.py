@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from therapy_align.errors import UserError, exit_on_user_error
-from therapy_align.overrides import apply_overrides, pop_option
+from therapy_align.overrides import apply_overrides, check_range, pop_option
 from therapy_align.rl.judging import JudgeConfig
 from therapy_align.rl.policy import TINY_POLICY, PolicyModel
 from therapy_align.rl.prompts import TINY_PROMPTS, PromptSet
@@ -49,6 +49,19 @@ class Grpo:
     logging_steps: int = 1
     save_steps: int = 25
     wandb: bool = True
+
+    def __post_init__(self) -> None:  # ranges checked before anything loads (issue 14)
+        check_range(self, "max_steps", ge=1, fix="-1 (train by epochs) is not supported here: give a step count")
+        check_range(self, "num_generations", ge=2, fix="GRPO compares the replies of one prompt: at least 2")
+        for name in ("max_completion_length", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "logging_steps", "save_steps"):
+            check_range(self, name, ge=1)
+        check_range(self, "learning_rate", gt=0)
+        check_range(self, "beta", ge=0)
+        check_range(self, "warmup_steps", ge=0)
+        check_range(self, "temperature", gt=0)
+        check_range(self, "top_p", gt=0, le=1)
+        check_range(self, "max_grad_norm", gt=0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -289,6 +289,38 @@ EVALUATION_CASES: list[Case] = [
 
 
 
+RUN = "{tmp}/runs"  # RL recipes: nothing may appear under it
+RECIPE_CASES: list[Case] = [
+    # --- recipes/rl_empathy.py (GRPO) and recipes/dpo_empathy.py: ranges before anything loads ----------
+    Case("grpo-max-steps-minus-1", ["--preset", "tiny", f"--runs_dir={RUN}", "--grpo.max_steps=-1"], ("--grpo.max_steps",),
+         surface="grpo", out="runs"),
+    Case("grpo-learning-rate-negative", ["--preset", "tiny", f"--runs_dir={RUN}", "--grpo.learning_rate=-1"],
+         ("--grpo.learning_rate",), surface="grpo", out="runs"),
+    Case("grpo-beta-negative", ["--preset", "tiny", f"--runs_dir={RUN}", "--grpo.beta=-1"], ("--grpo.beta",),
+         surface="grpo", out="runs"),
+    Case("grpo-one-generation", ["--preset", "tiny", f"--runs_dir={RUN}", "--grpo.num_generations=1"],
+         ("--grpo.num_generations", "at least 2"), surface="grpo", out="runs"),
+    Case("grpo-unknown-key", ["--preset", "tiny", f"--runs_dir={RUN}", "--grpo.lr=1"], ("--grpo.lr", "did you mean"),
+         surface="grpo", out="runs"),
+    Case("dpo-beta-negative", ["--preset", "tiny", f"--runs_dir={RUN}", "--dpo.beta=-1"], ("--dpo.beta",), surface="dpo",
+         out="runs"),
+    Case("dpo-loss-weights-mismatch", ["--preset", "tiny", f"--runs_dir={RUN}", "--dpo.loss_weights=1.0"],
+         ("--dpo.loss_weights", "loss type"), surface="dpo", out="runs"),
+    Case("dpo-one-reply-per-prompt", ["--preset", "tiny", f"--runs_dir={RUN}", "--sampling.n_per_prompt=1"],
+         ("--sampling.n_per_prompt",), surface="dpo", out="runs"),
+    Case("dpo-zero-rounds", ["--preset", "tiny", f"--runs_dir={RUN}", "--dpo.rounds=0"], ("--dpo.rounds",), surface="dpo",
+         out="runs"),
+    # --- recipes/empeval_train.py ---------------------------------------------------------------------
+    Case("empeval-train-learning-rate-negative", ["--out={tmp}/art", "--train.learning_rate=-1"],
+         ("--train.learning_rate",), surface="empeval", out="art"),
+    Case("empeval-train-zero-epochs", ["--out={tmp}/art", "--train.max_epochs=0"], ("--train.max_epochs",),
+         surface="empeval", out="art"),
+    Case("empeval-train-dropout-1.5", ["--out={tmp}/art", "--train.dropout=1.5"], ("--train.dropout",),
+         surface="empeval", out="art"),
+    Case("empeval-train-batch-size-0", ["--out={tmp}/art", "--train.batch_size=0"], ("--train.batch_size",),
+         surface="empeval", out="art"),
+]
+
 MESSAGES = '{"id": "m1", "text": "I cannot see a way forward."}\n'
 TURNS = '{"id": "t1", "client": "I drink too much.", "therapist": "You are worried about it."}\n'
 
@@ -500,7 +532,7 @@ CASES: list[Case] = [
          files={"s.txt": SESSION}),
     Case("sft-existing-checkpoints", sft("--name=r1"), ("runs/r1", "--resume"), surface="sft",
          previous={"runs/r1/checkpoint-2/trainer_state.json": "{}"}),
-] + EVALUATION_CASES + NEW_COMMAND_CASES
+] + EVALUATION_CASES + NEW_COMMAND_CASES + RECIPE_CASES
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -543,7 +575,9 @@ def run_door(surface: str, argv: list[str]) -> int:
 
             main(argv)
         else:
-            exit_on_user_error(_recipe({"sft": "sft_paper", "eval": "eval_paper"}[surface]).main)(argv)
+            recipe = {"sft": "sft_paper", "eval": "eval_paper", "grpo": "rl_empathy", "dpo": "dpo_empathy",
+                      "empeval": "empeval_train"}[surface]
+            exit_on_user_error(_recipe(recipe).main)(argv)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1
     return 0
