@@ -687,11 +687,10 @@ def test_a_real_process_prints_one_line_and_no_traceback(argv, names, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt"], "nothing written"
 
 
-@pytest.mark.parametrize("scorer", ["empeval", pytest.param("miti", marks=pytest.mark.xfail(
-    reason="recipes/miti.py shadows the miti package under `python recipes/...` (issue 11: rename it)", strict=False))])
+@pytest.mark.parametrize("scorer", ["empeval", "miti"])
 def test_a_recipe_script_imports_the_evaluator_packages_not_same_named_recipes(scorer, tmp_path):
     """`python recipes/x.py` puts recipes/ first on sys.path: a recipe file named like a package
-    (recipes/empeval.py, recipes/miti.py) would shadow it. With no trained artifact the scorer
+    (recipes/empeval.py, recipes/miti.py did, until renamed *_train.py) shadows it. With no trained artifact the scorer
     must stop at "no artifact", not at an import error."""
     argv = [sys.executable, str(REPO_ROOT / "recipes" / "eval_paper.py"), "--preset", "tiny", "--out=ev",
             f"--inputs={INPUTS_1000}", "--refs.annomi80=tiny-base", "--refs.full_plus=tiny-base",
