@@ -66,12 +66,16 @@ def score(
 def human(
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding annomi/AnnoMI-full.csv.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the rows as JSON here.")] = None,
+    model: Annotated[Path, typer.Option(help="Show this classifier's scores on the held-out sessions beside (if trained).")] = DEFAULT_ARTIFACT,
 ) -> None:
     """The expert MITI rows from AnnoMI: high- vs low-quality sessions, and the held-out high ones."""
-    from miti.human import human_rows, markdown_table
+    from miti.human import classifier_row, human_rows, markdown_table
     from therapy_align.files import atomic_write_json
 
     rows = human_rows(data_dir)
+    predicted = classifier_row(model)
+    if predicted is not None:
+        rows["rows"].append(predicted)
     typer.echo(markdown_table(rows))
     if out is not None:
         atomic_write_json(out, rows)

@@ -42,6 +42,24 @@ def human_rows(data_dir: str | Path | None = None, *, seed: int = 0) -> dict:
     return {"resolution": RESOLUTION, "heldout_transcripts": heldout, "rows": rows}
 
 
+def classifier_row(model: str | Path) -> dict | None:
+    """The classifier's scores on the held-out high-quality sessions (from its artifact's metrics.json),
+    to show beside the experts'; None when ``model`` has no such metrics."""
+    from miti.artifact import METRICS_FILE, read_json
+
+    path = Path(model) / METRICS_FILE
+    if not path.is_file():
+        return None
+    check = read_json(path).get("miti_heldout_high", {}).get("classifier")
+    if not check:
+        return None
+    scores = check["classifier"]
+    return {"row": f"classifier ({model}), held-out high-quality sessions", "scheme": "predicted",
+            "n_transcripts": len(check["transcripts"]), "n_turns": scores["n"],
+            **{m: scores[m] for m in METRICS}, "counts": scores["counts"],
+            "relative_difference": check["relative_difference"]}
+
+
 def _fmt(value: float | None, percent: bool) -> str:
     return "n/a" if value is None else f"{value:.1f}%" if percent else f"{value:.2f}"
 
