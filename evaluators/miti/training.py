@@ -69,9 +69,38 @@ def miti_check(test, predicted: list[str]) -> dict:
     }
 
 
+def check_config(cfg) -> None:
+    """Values that would fail late or silently (a slice of 0 turns, a negative epoch count) fail first."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    for name, value, low in (("data.max_train_turns", d.max_train_turns, 1), ("data.max_eval_turns", d.max_eval_turns, 1),
+                             ("model.max_length", m.max_length, 8), ("model.hidden", m.hidden, 1),
+                             ("train.max_epochs", t.max_epochs, 1), ("train.batch_size", t.batch_size, 1),
+                             ("train.limit_batches", t.limit_batches, 0), ("train.threads", t.threads, 0)):
+        if value is not None and value < low:
+            raise UserError(f"must be at least {low}, got {value}", field=name)
+    if not 0 < d.dev_fraction < 1:
+        raise UserError(f"must be between 0 and 1, got {d.dev_fraction}", field="data.dev_fraction")
+    if not 0 <= m.dropout < 1:
+        raise UserError(f"must be in [0, 1), got {m.dropout}", field="model.dropout")
+    if not m.layers or any(layer < 1 for layer in m.layers):
+        raise UserError(f"give encoder layers numbered from 1, got {m.layers}", field="model.layers")
+    if t.learning_rate <= 0:
+        raise UserError(f"must be positive, got {t.learning_rate}", field="train.learning_rate")
+    from transformers import AutoConfig
+
+    try:
+        depth = AutoConfig.from_pretrained(m.backbone).num_hidden_layers
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the encoder ({str(err).splitlines()[0][:160]})", file=m.backbone,
+                        field="model.backbone") from None
+    if max(m.layers) > depth:
+        raise UserError(f"the encoder has {depth} layers, got {m.layers}", field="model.layers")
+
+
 def train(cfg, out: str | os.PathLike, *, restart: bool = False, progress: bool = True) -> Path:
     """Train, test and write the artifact to ``out`` (atomically); rerunning resumes from the last
     checkpoint in ``<out>.checkpoints/``, removed once the artifact is published."""
+    check_config(cfg)
     out, t = Path(out), cfg.train
     work = checkpoint_dir(out)
     _resumable(work, cfg, restart)

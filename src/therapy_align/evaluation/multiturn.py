@@ -345,7 +345,14 @@ def run(cfg, *, console=None) -> dict[str, Path]:
     from therapy_align.training.models import classify_reference
 
     out = Path(cfg.out)
+    for field_name, value in (("sessions.limit", cfg.sessions.limit), ("sessions.max_turns", cfg.sessions.max_turns),
+                              ("simulation.n_turns", cfg.simulation.n_turns), ("simulation.sessions", cfg.simulation.sessions),
+                              ("context.max_tokens", cfg.context.max_tokens)):
+        if value is not None and value < 1:
+            raise UserError(f"must be at least 1 (or none for all), got {value}", field=field_name)
     models = named_values(cfg.models, "models")
+    if not models:
+        raise UserError("no models to evaluate", field="models", fix="give name=ref entries, e.g. --models=base=base")
     for ref in models.values():
         classify_reference(ref)  # an unknown model fails here, before any work
     if cfg.simulation.enabled:
