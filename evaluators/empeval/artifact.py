@@ -60,7 +60,8 @@ def publish_dir(tmp: Path, out: Path) -> None:
 
 def write_artifact_dir(
     out: Path, *, model, tokenizer, config: TrainConfig, class_weights, split, metrics, decision_offsets=None,
-    fit_gate: bool = False,
+    fit_gate: bool | str = False,
+    fit_calibration: dict | None = None,
 ) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +83,7 @@ def write_artifact_dir(
                 "class_weights": dict(zip(MECHANISMS, class_weights)),
                 "decision_offsets": dict(zip(MECHANISMS, decision_offsets or [[0.0] * len(LEVELS)] * len(MECHANISMS))),
                 "fit_gate": fit_gate,
+                "fit_calibration": fit_calibration,
                 "weights_sha256": weights_sha256,
                 "train_config": config.to_json(),
         },
@@ -116,6 +118,11 @@ def read_settings(path: str | os.PathLike) -> dict:
     if list(settings["mechanisms"]) != list(MECHANISMS) or list(settings["levels"]) != list(LEVELS):
         raise ArtifactError(f"mechanisms/levels {settings['mechanisms']}/{settings['levels']} differ from this "
                             f"code's {list(MECHANISMS)}/{list(LEVELS)}", file=path / CONFIG_FILE, fix=fix)
+    if settings.get("fit_gate") == "cosine":
+        calibration = settings.get("fit_calibration")
+        if not isinstance(calibration, dict) or not {"slope", "intercept"} <= set(calibration):
+            raise ArtifactError("the cosine gate needs {slope, intercept}", file=path / CONFIG_FILE,
+                                field="fit_calibration", fix=fix)
     offsets = settings.get("decision_offsets") or {}
     for mechanism, values in offsets.items():
         if mechanism not in MECHANISMS or len(values) != len(LEVELS):

@@ -52,6 +52,11 @@ class TrainConfig:
     # with IP/EX level 2 -> 0, level 1 kept, ER unsupervised.
     mismatch_fraction: float = 0.5
     mismatch_level_labels: bool = False
+    # Which fits-the-post signal gates IP/EX level 2 at scoring: "cosine" (the unchanged MiniLM
+    # sentence encoder's post/reply cosine, calibrated on training vs mismatched training pairs;
+    # empeval.fit), "head" (the cross-encoder's own head above) or "none". The head learned
+    # nothing in the fast recipe (docs/evaluator.md), hence "cosine".
+    fit_gate: str = "cosine"
     fit_weight: float = 1.0  # weight of the fits-the-post loss beside the level losses
     # Rationale supervision as in EPITOME's own model: a token-level head per mechanism tags the
     # response tokens inside the annotated `rationales` spans (binary cross-entropy, this weight
@@ -67,5 +72,30 @@ class TrainConfig:
     fast_dev_run: bool = False
     num_workers: int = 0
 
+    def __post_init__(self) -> None:  # ranges checked before data or a model loads (issue 14)
+        from therapy_align.overrides import check_range
+
+        for name in ("max_length", "batch_size", "max_epochs"):
+            check_range(self, name, ge=1)
+        check_range(self, "learning_rate", gt=0)
+        for name in ("weight_decay", "class_weight_power", "fit_weight", "rationale_weight", "freeze_layers",
+                     "limit_batches", "num_workers"):
+            check_range(self, name, ge=0)
+        for name in ("warmup_fraction", "dropout"):
+            check_range(self, name, ge=0, lt=1)
+        check_range(self, "mismatch_fraction", ge=0, le=1)
+        check_range(self, "train_fraction", gt=0, le=1)
+
     def to_json(self) -> dict:
         return asdict(self)
+
+
+# The fast recipe: one epoch, embeddings and the lowest 3 of MiniLM's 6 layers frozen (no backward
+# pass through them): about a third of the default's compute. The main command trains it when no
+# artifacts/empeval exists (to stay inside its 15-minute budget), and this session's published
+# artifact used it (see docs/evaluator.md for what it costs in F1).
+FAST_RECIPE = {"max_epochs": 1, "freeze_layers": 3}
+
+
+def fast_config(**overrides) -> TrainConfig:
+    return TrainConfig(**{**FAST_RECIPE, **overrides})

@@ -74,7 +74,21 @@ class Evaluator:
         # Per-class decision offsets tuned on dev at training time (0 = plain argmax).
         offsets = settings.get("decision_offsets") or {}
         self.offsets = np.array([offsets.get(m, [0.0] * len(LEVELS)) for m in MECHANISMS], dtype=np.float64)
-        self.fit_gate = bool(settings.get("fit_gate", False))
+        # Gate: False, True / "head" (the cross-encoder's fits-the-post head) or "cosine" (a
+        # calibrated sentence-encoder cosine, empeval.fit; settings["fit_calibration"]).
+        gate = settings.get("fit_gate", False)
+        self.fit_gate = bool(gate)
+        self.fit_mode = "cosine" if gate == "cosine" else "head"
+        self.fit_calibration = settings.get("fit_calibration")
+        self._post_fit = None
+
+    def pair_fit_logits(self, seekers: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Per pair, the calibrated fits-the-post logit of the cosine gate."""
+        from empeval.fit import PostFit, fit_logits
+
+        if self._post_fit is None:
+            self._post_fit = PostFit()
+        return fit_logits(self._post_fit.cosine(seekers, responses), self.fit_calibration)
 
     @torch.inference_mode()
     def raw_view_outputs(self, views: Sequence[dict], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +105,17 @@ class Evaluator:
                 logits[m_index, chunk] = out[mechanism].float().numpy()
             fit[chunk] = out["fit"].float().numpy()
         return logits, fit
+
+    def gated_view_logits(self, seekers: Sequence[str], responses: Sequence[str], batch_size: int = 64):
+        """(log-probabilities (mechanisms, views, levels) with this evaluator's gate, before offsets;
+        owners) of non-empty pairs: what the decision offsets are tuned on."""
+        from empeval.windows import encode_views
+
+        views, owners = encode_views(self.tokenizer, list(seekers), list(responses), self.max_length)
+        raw, fit = self.raw_view_outputs(views, batch_size)
+        if self.fit_gate and self.fit_mode == "cosine":
+            fit = self.pair_fit_logits(seekers, responses)[np.asarray(owners)]
+        return gate_by_fit(raw, fit, self.fit_gate), owners
 
     def view_logits(self, views: Sequence[dict], batch_size: int) -> np.ndarray:
         """(mechanisms, views, levels) log-probabilities, gated by fit when the artifact says so,
@@ -124,6 +149,9 @@ class Evaluator:
                 self.tokenizer, [seekers[i] or "" for i in to_run], [responses[i] for i in to_run], self.max_length
             )
             raw, fit = self.raw_view_outputs(views, batch_size)
+            if self.fit_mode == "cosine" and any(g for g, _ in variants.values()):
+                pair_fit = self.pair_fit_logits([seekers[i] or "" for i in to_run], [responses[i] for i in to_run])
+                fit = pair_fit[np.asarray(owners)]
         results = {}
         for name, (gate, offsets) in variants.items():
             probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)

@@ -85,9 +85,11 @@ def _f1_per_level(predicted, target) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
-def fit_gate(config: TrainConfig) -> bool:
-    """Scoring gates specific IP/EX by the fits-the-post head when that head was trained."""
-    return config.mismatch_fraction > 0 and config.fit_weight > 0
+def fit_gate(config: TrainConfig):
+    """The artifact's gate: "cosine", True (the trained head) or False (see TrainConfig.fit_gate)."""
+    if config.fit_gate == "cosine":
+        return "cosine"
+    return config.fit_gate == "head" and config.mismatch_fraction > 0 and config.fit_weight > 0
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -177,14 +179,22 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
     from empeval.probe import shuffle_drop, shuffled_seekers
 
     gate = fit_gate(config)
-    evaluator = Evaluator(model, data.tokenizer, {"max_length": config.max_length, "fit_gate": gate})
+    calibration = None
+    if gate == "cosine":
+        from empeval.fit import PostFit, calibrate_on_training_pairs
+
+        post_fit = PostFit()
+        calibration = calibrate_on_training_pairs(post_fit, frame, data.split_rows["train"], config.seed)
+    settings = {"max_length": config.max_length, "fit_gate": gate, "fit_calibration": calibration}
+    evaluator = Evaluator(model, data.tokenizer, settings)
+    if calibration:
+        evaluator._post_fit = post_fit
     offsets = [[0.0, 0.0, 0.0] for _ in MECHANISMS]
     if config.tune_offsets:
         from empeval.windows import encode_views
 
         dev_seekers, dev_responses, dev_labels = split_texts("dev")
-        views, owners = encode_views(data.tokenizer, dev_seekers, dev_responses, config.max_length)
-        offsets = tune_offsets(evaluator.view_logits(views, 64), owners, dev_labels)
+        offsets = tune_offsets(*evaluator.gated_view_logits(dev_seekers, dev_responses), dev_labels)
     zero, tuned_offsets = np.zeros((len(MECHANISMS), 3)), np.asarray(offsets)
     # One forward pass per set of pairs; the variants are read-outs of the same logits.
     test_seekers, test_responses, test_labels = split_texts("test")
@@ -236,7 +246,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
         out,
         model=model,
         decision_offsets=offsets,
-        fit_gate=fit_gate(config),
+        fit_gate=gate,
+        fit_calibration=calibration,
         tokenizer=data.tokenizer,
         config=config,
         class_weights=weights,

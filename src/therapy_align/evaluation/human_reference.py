@@ -138,3 +138,44 @@ def build_annomi_low(out_dir: Path) -> Path:
 
 def build_counselchat(out_dir: Path) -> Path:
     return build_all()["counselchat"]
+
+
+def measure(model: str = "artifacts/empeval", *, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Each set scored by the EMP-EVAL artifact `model`: per-1,000 sums, Table-1 final and its
+    bootstrap 95% interval (pairs resampled), for docs/evaluator.md."""
+    import empeval
+    from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, final_score
+
+    from therapy_align.scoring import read_pairs
+
+    evaluator = empeval.load(model)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, path in build_all().items():
+        pairs, _ = read_pairs(path)
+        scores = evaluator.score([p.seeker for p in pairs], [p.response for p in pairs])
+        levels = np.array([scores.levels[m] for m in MECHANISMS], dtype=float)  # (3, n)
+        per_pair = np.array([final_score(*levels[:, i]) for i in range(levels.shape[1])]) * PAPER_INPUTS
+        draws = [per_pair[rng.integers(0, len(per_pair), len(per_pair))].mean() for _ in range(bootstrap)]
+        out[name] = {
+            "n": len(pairs),
+            **{m: float(levels[k].mean() * PAPER_INPUTS) for k, m in enumerate(MECHANISMS)},
+            "final": float(per_pair.mean()),
+            "final_ci95": [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))],
+        }
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Score the human reference sets with an EMP-EVAL artifact.")
+    parser.add_argument("--model", default="artifacts/empeval")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = measure(args.model)
+    print("| set | n | E | I | X | final (95% CI) |\n|---|---|---|---|---|---|")
+    for name, row in result.items():
+        print(f"| {name} | {row['n']} | {row['emotional_reactions']:.0f} | {row['interpretations']:.0f} | "
+              f"{row['explorations']:.0f} | {row['final']:.0f} ({row['final_ci95'][0]:.0f}–{row['final_ci95'][1]:.0f}) |")
+    print(json.dumps(result))
