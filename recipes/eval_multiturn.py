@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 
 from therapy_align.errors import exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec
-from therapy_align.overrides import apply_overrides, pop_option
+from therapy_align.data.cleaning import OPENER_POLICIES
+from therapy_align.data.dataset_build import MIN_MAX_TOKENS
+from therapy_align.overrides import apply_overrides, check_choice, check_range, pop_option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +28,10 @@ class Context:
     max_tokens: int = 4096  # as the training chunks (data.max_tokens, §2.2.1: Llama-2's 4096)
     system_prompt: str = "standard"  # §4: the standard Llama-2 system prompt, as in training
     opener_policy: str = "neutral_opener"  # as the data build's default
+
+    def __post_init__(self) -> None:  # checked before anything loads (issue 14)
+        check_range(self, "max_tokens", ge=MIN_MAX_TOKENS, fix="a window must hold the system prompt and a turn")
+        check_choice(self, "opener_policy", OPENER_POLICIES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +41,10 @@ class Sessions:
     limit: int | None = None  # the first N held-out sessions (None: all)
     max_turns: int | None = None  # the first N client turns of each session (None: all)
     transcripts: tuple[str, ...] = ()  # your own plain-text sessions instead of AnnoMI's
+
+    def __post_init__(self) -> None:  # checked before anything loads (issue 14)
+        check_range(self, "limit", ge=1, allow_none=True)
+        check_range(self, "max_turns", ge=1, allow_none=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -317,6 +317,15 @@ RECIPE_CASES: list[Case] = [
          surface="empeval", out="art"),
     Case("empeval-train-dropout-1.5", ["--out={tmp}/art", "--train.dropout=1.5"], ("--train.dropout",),
          surface="empeval", out="art"),
+    # --- recipes/eval_multiturn.py ------------------------------------------------------------------
+    Case("multiturn-sessions-limit-negative", ["--preset", "tiny", "--out={tmp}/mt", "--sessions.limit=-1"],
+         ("--sessions.limit",), surface="multiturn", out="mt"),
+    Case("multiturn-window-too-small", ["--preset", "tiny", "--out={tmp}/mt", "--context.max_tokens=10"],
+         ("--context.max_tokens",), surface="multiturn", out="mt"),
+    Case("multiturn-opener-unknown", ["--preset", "tiny", "--out={tmp}/mt", "--context.opener_policy=x"],
+         ("--context.opener_policy", "neutral_opener"), surface="multiturn", out="mt"),
+    Case("multiturn-zero-turns", ["--preset", "tiny", "--out={tmp}/mt", "--simulation.n_turns=0"],
+         ("n_turns",), surface="multiturn", out="mt"),
     Case("empeval-train-batch-size-0", ["--out={tmp}/art", "--train.batch_size=0"], ("--train.batch_size",),
          surface="empeval", out="art"),
 ]
@@ -576,7 +585,7 @@ def run_door(surface: str, argv: list[str]) -> int:
             main(argv)
         else:
             recipe = {"sft": "sft_paper", "eval": "eval_paper", "grpo": "rl_empathy", "dpo": "dpo_empathy",
-                      "empeval": "empeval_train"}[surface]
+                      "empeval": "empeval_train", "multiturn": "eval_multiturn"}[surface]
             exit_on_user_error(_recipe(recipe).main)(argv)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1
@@ -698,6 +707,11 @@ def test_a_recipe_script_imports_the_evaluator_packages_not_same_named_recipes(s
     proc = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "is not a package" not in proc.stderr and "cannot be imported" not in proc.stderr, proc.stderr
+
+
+def test_no_recipe_file_is_named_like_a_package():
+    packages = {p.name for p in (REPO_ROOT / "evaluators").iterdir() if (p / "__init__.py").is_file()} | {"therapy_align"}
+    assert not {p.stem for p in (REPO_ROOT / "recipes").glob("*.py")} & packages
 
 
 @pytest.mark.parametrize("how", ["--debug", "THERAPY_ALIGN_DEBUG=1"])
