@@ -23,7 +23,7 @@ def env() -> dict[str, str]:
 
 
 def run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    if cmd[0] == sys.executable:  # -P: recipes/ must not shadow packages (recipes/empeval.py, recipes/miti.py)
+    if cmd[0] == sys.executable:  # -P: a module in recipes/ must never shadow a package
         cmd = [cmd[0], "-P", *cmd[1:]]
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
 
