@@ -696,14 +696,13 @@ def test_a_real_process_prints_one_line_and_no_traceback(argv, names, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt"], "nothing written"
 
 
-@pytest.mark.parametrize("scorer", ["empeval", "miti"])
-def test_a_recipe_script_imports_the_evaluator_packages_not_same_named_recipes(scorer, tmp_path):
+def test_a_recipe_script_imports_the_evaluator_packages_not_same_named_recipes(tmp_path):
     """`python recipes/x.py` puts recipes/ first on sys.path: a recipe file named like a package
     (recipes/empeval.py, recipes/miti.py did, until renamed *_train.py) shadows it. With no trained artifact the scorer
     must stop at "no artifact", not at an import error."""
     argv = [sys.executable, str(REPO_ROOT / "recipes" / "eval_paper.py"), "--preset", "tiny", "--out=ev",
             f"--inputs={INPUTS_1000}", "--refs.annomi80=tiny-base", "--refs.full_plus=tiny-base",
-            f"--scorers={scorer}", "--quick_empeval=false", f"--empeval={tmp_path}/none", f"--artifacts=miti={tmp_path}/none"]
+            "--scorers=empeval", "--quick_empeval=false", f"--empeval={tmp_path}/none"]
     proc = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "is not a package" not in proc.stderr and "cannot be imported" not in proc.stderr, proc.stderr
@@ -806,14 +805,14 @@ def test_killed_scoring_with_changed_pair_and_artifact_refuses_then_force_recomp
     pairs_path, out = tmp_path / "pairs.jsonl", tmp_path / "s.jsonl"
     pairs_path.write_text("".join(json.dumps({"id": f"p{i}", "seeker": f"I cannot sleep, night {i}.",
                                               "response": "That sounds hard; what keeps you up at night?"}) + "\n"
-                                  for i in range(3000)))
+                                  for i in range(1200)))
     args = ["empeval", "score", "--in", str(pairs_path), "--out", str(out), "--no-progress"]
     proc = subprocess.Popen([sys.executable, "-m", "therapy_align.cli", *args, "--model", str(artifact), "--batch-size", "1"],
                             cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     part = out.with_name(out.name + ".part")
     _kill_when(proc, part, 1)
     done = [row["id"] for row in _lines(part)]
-    assert 1 <= len(done) < 3000 and not out.exists()
+    assert 1 <= len(done) < 1200 and not out.exists()
     killed_stamp = _lines(part)[0]["_made_from"]["artifact"]
 
     _rewrite(pairs_path, done[0], "response", "Have you tried just sleeping more?")
@@ -831,7 +830,7 @@ def test_killed_scoring_with_changed_pair_and_artifact_refuses_then_force_recomp
     assert run_door("cli", [*args, "--model", str(retrained), "--force"]) == 0
     pairs = {row["id"]: Pair(id=row["id"], seeker=row["seeker"], response=row["response"]) for row in _lines(pairs_path)}
     records = _lines(out)
-    assert len(records) == 3000 and {row["id"] for row in records} == set(pairs) and not part.exists()
+    assert len(records) == 1200 and {row["id"] for row in records} == set(pairs) and not part.exists()
     assert {row["_made_from"]["artifact"] for row in records} == {digest(artifact_identity(retrained))} != {killed_stamp}
     for row in records:  # no stale record survives
         assert row["_made_from"]["input"] == digest(pair_input(pairs[row["id"]]))
