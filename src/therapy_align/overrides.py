@@ -267,10 +267,16 @@ def set_path(config: Any, dotted: str, value: Any) -> Any:
 
 
 def apply_overrides(config: Any, argv: Sequence[str]) -> Any:
-    """``config`` with every ``--dotted.key=value`` of ``argv`` applied (later ones win)."""
+    """``config`` with every ``--dotted.key=value`` of ``argv`` applied (later ones win).
+
+    ``--help`` (or ``-h``) prints every key with its type and exits 0."""
     if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
         raise TypeError("apply_overrides needs a dataclass instance")
     keys = leaf_types(config)
+    if "--help" in argv or "-h" in argv:  # the one place a recipe's keys are listed in full
+        print("Overrides: --dotted.key=value (or --key value; a bare --flag for bools). Keys and types:\n"
+              + describe_keys(config))
+        raise SystemExit(0)
     bool_keys = {k for k, tp in keys.items() if tp is bool}
     for key, text in parse_argv(argv, bool_keys, config):
         try:

@@ -483,6 +483,7 @@ CASES: list[Case] = [
     Case("show-index-too-large", ["data", "show", "{built}", "--index", "999"], ("--index", "999")),
     Case("show-index-negative", ["data", "show", "{built}", "--index", "-1"], ("--index", "-1")),
     Case("show-tokenizer-missing", ["data", "show", "{built}", "--tokenizer", "/missing/tok"], ("/missing/tok", "--tokenizer")),
+    Case("show-max-chars-negative", ["data", "show", "{built}", "--max-chars", "-1"], ("--max-chars",)),
     Case("show-index-not-int", ["data", "show", "{built}", "--index", "first"], ("index",)),
     # --- the root command ------------------------------------------------------------------------
     Case("root-unknown-command", ["trian"], ("trian",)),

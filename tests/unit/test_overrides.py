@@ -96,3 +96,12 @@ def test_bad_overrides_fail_in_one_line_pointing_at_valid_keys(argv, match):
     assert "\n" not in message, "one line, not a list of every key"
     if "unknown" in match:
         assert "did you mean --" in message or "keys of" in message or "valid keys start with" in message
+
+
+def test_help_lists_every_key_and_exits_0(capsys):
+    with pytest.raises(SystemExit) as stop:
+        apply_overrides(Outer(), ["--seed=3", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for key in ("--inner.r  (int)", "--inner.targets", "--seed", "--flag  (bool)", "--limit"):
+        assert key in out

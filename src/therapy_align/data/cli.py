@@ -154,7 +154,7 @@ def show(
     split: Annotated[str, typer.Option(help="train or heldout")] = "train",
     index: Annotated[int, typer.Option(help="Row to show")] = 0,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer path or hub id")] = None,
-    max_chars: Annotated[int, typer.Option(help="Show at most this many characters (0: all)")] = 3000,
+    max_chars: Annotated[int, typer.Option(min=0, help="Show at most this many characters (0: all)")] = 3000,
 ) -> None:
     """Print one chunk with the supervised (therapist) tokens highlighted."""
     from datasets import load_from_disk
