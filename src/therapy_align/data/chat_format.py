@@ -41,13 +41,17 @@ def load_tokenizer(path: str | None = None) -> PreTrainedTokenizerBase:
         tokenizer = LlamaTokenizer.from_pretrained(source, legacy=True)
     except (OSError, ValueError, TypeError):
         tokenizer = AutoTokenizer.from_pretrained(source)
-    probe = tokenizer("Hello, how are you?", add_special_tokens=False)["input_ids"]
-    if not probe or all(token == tokenizer.unk_token_id for token in probe):
-        # transformers builds an empty tokenizer for a missing repo or files: every text -> [] or <unk>.
+    probe_text = "Hello, how are you?"
+    probe = tokenizer(probe_text, add_special_tokens=False)["input_ids"]
+    back = tokenizer.decode(probe, skip_special_tokens=True).strip() if probe else ""
+    if not probe or all(token == tokenizer.unk_token_id for token in probe) or back != probe_text:
+        # transformers builds an empty tokenizer for a missing repo or files (every text -> [] or
+        # <unk>), and LlamaTokenizer over another model's vocabulary spells text letter by letter.
         from therapy_align.errors import UserError
 
-        raise UserError(f"not a usable tokenizer ({len(tokenizer)} tokens; files missing or the hub id does not exist)",
-                        file=source, field="tokenizer", fix="give a directory holding tokenizer.model, or a reachable hub id")
+        raise UserError(f"not a usable Llama-2 tokenizer ({len(tokenizer)} tokens; {probe_text!r} reads back as "
+                        f"{back[:40]!r}): files missing, a hub id that does not exist, or another model's tokenizer",
+                        file=source, field="tokenizer", fix="give the Llama-2 tokenizer (../shared/tokenizers/llama-2)")
     tokenizer.chat_template = chat_template()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token
