@@ -138,6 +138,14 @@ def check_build_out(out: Path, *, overwrite: bool, inputs: list) -> Path:
     return out
 
 
+def _built_with(path: Path) -> str | None:
+    """The --tokenizer a dataset was built with (stats.json), None for the default."""
+    try:
+        return json.loads((path / "stats.json").read_text(encoding="utf-8"))["config"]["tokenizer"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def stats_table(stats: dict, title: str) -> Table:
     table = Table(title=title, show_header=False)
     for key, value in stats.items():
@@ -168,6 +176,8 @@ def show(
     if not (path / "dataset_dict.json").is_file():
         raise UserError("is not a dataset written by `data build` (no dataset_dict.json)", file=path,
                         fix="give a directory written by `therapy-align data build`")
+    if tokenizer is None:  # decode with the tokenizer the data was built with, not whatever is default here
+        tokenizer = _built_with(path)
     tokenizer_source = resolve_tokenizer(tokenizer)
     try:
         dataset_dict = load_from_disk(str(path))
