@@ -19,7 +19,7 @@ from typing import Literal
 
 from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.errors import UserError, exit_on_user_error
-from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_quantization, classify_reference
+from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_hub_reachable, check_quantization
 from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
 from therapy_align.data.transcripts import load_plain_transcript
 from therapy_align.paths import check_tokenizer_ref
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = apply_overrides(variant(PRESETS[preset], split), argv)
     check_quantization(cfg.model.quantization)  # 4-bit without CUDA: fail before any heavy work
     if cfg.model.name_or_path not in ("tiny-base", TINY_BASE_DIR):  # the tiny base is made on demand
-        classify_reference(cfg.model.name_or_path)  # a missing or non-model path fails here, not after the data
+        check_hub_reachable(cfg.model.name_or_path, field="--model.name_or_path")  # a missing path, or an uncached hub id offline, fails here
     if cfg.model.tokenizer is not None:
         check_tokenizer_ref(cfg.model.tokenizer, field="--model.tokenizer")
     for path in cfg.data.extra_transcripts:  # a missing or malformed session fails here, not after the imports

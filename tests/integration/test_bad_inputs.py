@@ -534,6 +534,8 @@ CASES: list[Case] = [
     Case("sft-model-path-missing", sft("--model.name_or_path=/nope/model"), ("/nope/model", "does not exist"), surface="sft"),
     Case("sft-model-path-not-a-model", sft("--model.name_or_path={tmp}/m"), ("neither a model",), surface="sft",
          files={"m/notes.txt": "x"}),
+    Case("sft-paper-model-offline-not-cached", ["--runs_dir", "{tmp}/runs", "--model.quantization=none"],
+         ("--model.name_or_path", "meta-llama/Llama-2-7b-chat-hf", "HF_HUB_OFFLINE"), surface="sft"),
     Case("sft-tokenizer-missing", sft("--model.tokenizer=/nope/tok"), ("/nope/tok", "--model.tokenizer"), surface="sft"),
     Case("sft-extra-missing", sft("--variant=full_plus", "--data.extra_transcripts={tmp}/nope.txt"), ("nope.txt", "no such"),
          surface="sft"),

@@ -207,6 +207,20 @@ def is_model_dir(path: str | os.PathLike) -> bool:
     return config is not None and "model_type" in config
 
 
+def check_hub_reachable(ref: str, *, field: str = "--model") -> None:
+    """Offline (``HF_HUB_OFFLINE=1``), a hub id whose files are not in the local cache cannot load:
+    say so now, before any data or weights are prepared (issue 14). Local references pass."""
+    kind, source = classify_reference(ref)
+    hub_id = NAMED_BASES.get(source, source) if kind in ("named", "hub") else None
+    if hub_id is None or Path(hub_id).exists() or hub_id == TINY_BASE_DIR:
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
+        raise ModelReferenceError(f"{hub_id} is a hub id, HF_HUB_OFFLINE is set and it is not in the local cache",
+                                  field=field, fix="download it first, or give a local model directory or run")
+
+
 def classify_reference(ref: str) -> tuple[str, str]:
     """``(kind, source)`` for a reference, without loading weights.
 
