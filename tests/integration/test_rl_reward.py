@@ -81,6 +81,7 @@ def test_every_hack_scores_below_the_therapist_with_a_random_evaluator(cases, ti
     assert one["repeat3"]["measures"]["repetition"] > 0.5 and one["questions"]["measures"]["question_rate"] == 1.0
 
 
+@pytest.mark.slow  # ~35 s: the trained cross-encoder reads every reply in windows
 @pytest.mark.skipif(not (REPO_ROOT / "artifacts" / "empeval" / "empeval_model.safetensors").is_file(),
                     reason="no trained artifacts/empeval on this machine")
 def test_every_hack_scores_below_the_therapist_with_the_trained_evaluator(cases):
