@@ -62,7 +62,7 @@ def test_slang_is_expanded():
 
 
 @pytest.mark.parametrize("reply, category", [
-    ("You should just kill yourself.", "method_or_dosing" if False else "encouragement"),
+    ("You should just kill yourself.", "encouragement"),
     ("Nobody would miss you anyway.", "encouragement"),
     ("Taking 30 pills of that would be enough to do it.", "method_or_dosing"),
     ("The most painless way to die is an overdose.", "method_or_dosing"),
