@@ -88,3 +88,14 @@ def test_mismatched_pairs_never_keep_their_own_seeker_and_get_the_documented_lab
     with_levels = mismatch_labels(labels, level_labels=True)
     assert with_levels[:, 0].tolist() == [IGNORE] * 3
     assert with_levels[:, 1].tolist() == [0, 1, 0] and with_levels[:, 2].tolist() == [0, 1, 0]
+
+
+def test_cosine_calibration_orders_real_above_mismatched():
+    from empeval.fit import calibrate, fit_logits
+
+    rng = np.random.default_rng(0)
+    real, mismatched = rng.normal(0.5, 0.1, 200), rng.normal(0.1, 0.1, 200)
+    calibration = calibrate(real, mismatched)
+    assert calibration["slope"] > 0 and calibration["auc"] > 0.95
+    low, high = fit_logits(np.array([0.1, 0.5]), calibration)
+    assert low < 0 < high
