@@ -184,7 +184,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
         from empeval.fit import PostFit, calibrate_on_training_pairs
 
         post_fit = PostFit()
-        calibration = calibrate_on_training_pairs(post_fit, frame, data.split_rows["train"], config.seed)
+        smoke = bool(limit or config.fast_dev_run)  # smoke runs: a small calibration set
+        calibration = calibrate_on_training_pairs(post_fit, frame, data.split_rows["train"], config.seed,
+                                                  n=32 if smoke else 300)
     settings = {"max_length": config.max_length, "fit_gate": gate, "fit_calibration": calibration}
     evaluator = Evaluator(model, data.tokenizer, settings)
     if calibration:
