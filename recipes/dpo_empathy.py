@@ -20,13 +20,13 @@ from pathlib import Path
 
 from therapy_align.errors import UserError, exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec
-from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
+from therapy_align.overrides import ConfigError, check_range
 from therapy_align.rl.dpo_rounds import PairRule
-from therapy_align.rl.judging import JudgeConfig
-from therapy_align.rl.policy import TINY_POLICY, PolicyModel
-from therapy_align.rl.prompts import TINY_PROMPTS, PromptSet
-from therapy_align.rl.reward import TINY_REWARD, RewardConfig
-from therapy_align.training.models import check_quantization
+from therapy_align.rl.judging import TINY_JUDGE
+from therapy_align.rl.policy import TINY_POLICY
+from therapy_align.rl.prompts import TINY_PROMPTS
+from therapy_align.rl.recipe import RlRecipe, RlTrainer, parse_rl_command_line
+from therapy_align.rl.reward import TINY_REWARD
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +42,7 @@ class Sampling:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Dpo:
+class Dpo(RlTrainer):  # + optim, max_grad_norm, seed, logging/save steps, wandb
     rounds: int = 3  # choice: iterated DPO rounds
     steps_per_round: int = 50  # choice
     learning_rate: float = 5e-6  # choice: common for LoRA DPO
@@ -53,38 +53,25 @@ class Dpo:
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 4
     max_length: int = 1024  # prompt + reply tokens
-    optim: str = "paged_adamw_8bit"  # as SFT
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    logging_steps: int = 1
-    save_steps: int = 25
-    wandb: bool = True
 
     def __post_init__(self) -> None:  # ranges checked before anything loads (issue 14)
+        super().__post_init__()
         for name in ("rounds", "steps_per_round", "per_device_train_batch_size", "gradient_accumulation_steps",
-                     "max_length", "logging_steps", "save_steps"):
+                     "max_length"):
             check_range(self, name, ge=1)
         check_range(self, "learning_rate", gt=0)
         check_range(self, "beta", gt=0)
-        check_range(self, "max_grad_norm", gt=0)
         if len(self.loss_weights) != len(self.loss_type):
             raise ConfigError(f"{len(self.loss_weights)} weight(s) for {len(self.loss_type)} loss type(s)",
                               field="loss_weights", fix="give one weight per --dpo.loss_type entry")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Recipe:
-    name: str = "dpo-annomi80"
-    preset: str = "paper"
-    runs_dir: str = "runs"
-    wandb_project: str = "therapy_align"
-    model: PolicyModel = field(default_factory=PolicyModel)
-    prompts: PromptSet = field(default_factory=PromptSet)
-    reward: RewardConfig = field(default_factory=RewardConfig)
+class Recipe(RlRecipe):  # + model, prompts, reward, judge sections (therapy_align.rl.recipe)
+    name: str = "dpo-annomi80"  # outputs in runs/<name>/
     sampling: Sampling = field(default_factory=Sampling)
     pairs: PairRule = field(default_factory=PairRule)
     dpo: Dpo = field(default_factory=Dpo)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
 PAPER = Recipe()
@@ -98,22 +85,17 @@ TINY = replace(
     pairs=PairRule(min_margin=0.3, max_length_ratio=1.5),
     dpo=replace(PAPER.dpo, rounds=2, steps_per_round=10, learning_rate=1e-3, per_device_train_batch_size=4,
                 gradient_accumulation_steps=1, max_length=384, optim="adamw_torch", save_steps=5),
-    judge=replace(PAPER.judge, every_steps=5, n_inputs=8, max_new_tokens=48, batch_size=8, do_sample=True),
+    judge=replace(TINY_JUDGE, every_steps=5),
 )
 PRESETS = {"paper": PAPER, "tiny": TINY}
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> Path:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    preset, argv = pop_option(argv, "preset", default="paper", choices=PRESETS)
-    resume, argv = pop_option(argv, "resume", default=False, flag=True)
-    cfg = apply_overrides(PRESETS[preset], argv)
-    check_quantization(None if cfg.model.quantization == "none" else cfg.model.quantization)
-    from therapy_align.rl.policy import check_sft_run, finish_run
+    cfg, resume = parse_rl_command_line(PRESETS, argv)
+    from therapy_align.rl.policy import finish_run
     from therapy_align.training.sft_run import configure_wandb
 
-    check_sft_run(cfg.model.sft_run, make=f"accelerate launch recipes/sft_paper.py{' --preset tiny' if preset == 'tiny' else ''}")
     run_dir = Path(cfg.runs_dir) / cfg.name
     if (run_dir / "config.json").exists() and not resume:
         raise UserError("already holds a DPO run", file=run_dir, fix="pass --resume, or pick another --name")

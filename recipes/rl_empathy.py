@@ -14,21 +14,20 @@ adapter is loaded trainable; TRL keeps its frozen copy as the `ref` adapter for 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from therapy_align.errors import UserError, exit_on_user_error
-from therapy_align.overrides import apply_overrides, check_range, pop_option
-from therapy_align.rl.judging import JudgeConfig
-from therapy_align.rl.policy import TINY_POLICY, PolicyModel
-from therapy_align.rl.prompts import TINY_PROMPTS, PromptSet
-from therapy_align.rl.reward import TINY_REWARD, RewardConfig
-from therapy_align.training.models import check_quantization
+from therapy_align.overrides import check_range
+from therapy_align.rl.judging import TINY_JUDGE
+from therapy_align.rl.policy import TINY_POLICY
+from therapy_align.rl.prompts import TINY_PROMPTS
+from therapy_align.rl.recipe import RlRecipe, RlTrainer, parse_rl_command_line
+from therapy_align.rl.reward import TINY_REWARD
 
 
 @dataclass(frozen=True, kw_only=True)
-class Grpo:
+class Grpo(RlTrainer):  # + optim, max_grad_norm, seed, logging/save steps, wandb
     max_steps: int = 200  # choice, paper silent (no RL was run)
     learning_rate: float = 1e-5  # choice: common for LoRA GRPO
     beta: float = 0.04  # choice: KL to the SFT model (TRL defaults to 0 = no KL); DeepSeekMath's value
@@ -42,39 +41,25 @@ class Grpo:
     scale_rewards: str = "group"  # TRL default
     mask_truncated_completions: bool = False  # choice: the length term punishes overlong replies instead
     disable_dropout: bool = True  # needed with beta > 0, or KL starts non-zero from dropout noise
-    optim: str = "paged_adamw_8bit"  # as SFT
     warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    logging_steps: int = 1
-    save_steps: int = 25
-    wandb: bool = True
 
     def __post_init__(self) -> None:  # ranges checked before anything loads (issue 14)
+        super().__post_init__()
         check_range(self, "max_steps", ge=1, fix="-1 (train by epochs) is not supported here: give a step count")
         check_range(self, "num_generations", ge=2, fix="GRPO compares the replies of one prompt: at least 2")
-        for name in ("max_completion_length", "per_device_train_batch_size", "gradient_accumulation_steps",
-                     "logging_steps", "save_steps"):
+        for name in ("max_completion_length", "per_device_train_batch_size", "gradient_accumulation_steps"):
             check_range(self, name, ge=1)
         check_range(self, "learning_rate", gt=0)
         check_range(self, "beta", ge=0)
         check_range(self, "warmup_steps", ge=0)
         check_range(self, "temperature", gt=0)
         check_range(self, "top_p", gt=0, le=1)
-        check_range(self, "max_grad_norm", gt=0)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Recipe:
+class Recipe(RlRecipe):  # + model, prompts, reward, judge sections (therapy_align.rl.recipe)
     name: str = "grpo-annomi80"  # outputs in runs/<name>/
-    preset: str = "paper"
-    runs_dir: str = "runs"
-    wandb_project: str = "therapy_align"
-    model: PolicyModel = field(default_factory=PolicyModel)
-    prompts: PromptSet = field(default_factory=PromptSet)
-    reward: RewardConfig = field(default_factory=RewardConfig)
     grpo: Grpo = field(default_factory=Grpo)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
 PAPER = Recipe()
@@ -86,22 +71,17 @@ TINY = replace(
     model=TINY_POLICY, prompts=TINY_PROMPTS, reward=TINY_REWARD,
     grpo=replace(PAPER.grpo, max_steps=16, learning_rate=1e-3, num_generations=4, max_completion_length=48,
                  per_device_train_batch_size=8, gradient_accumulation_steps=1, optim="adamw_torch", save_steps=4),
-    judge=replace(PAPER.judge, every_steps=4, n_inputs=8, max_new_tokens=48, batch_size=8, do_sample=True),
+    judge=TINY_JUDGE,
 )
 PRESETS = {"paper": PAPER, "tiny": TINY}
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> Path:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    preset, argv = pop_option(argv, "preset", default="paper", choices=PRESETS)
-    resume, argv = pop_option(argv, "resume", default=False, flag=True)
-    cfg = apply_overrides(PRESETS[preset], argv)
-    check_quantization(None if cfg.model.quantization == "none" else cfg.model.quantization)
-    from therapy_align.rl.policy import check_sft_run, finish_run
+    cfg, resume = parse_rl_command_line(PRESETS, argv)
+    from therapy_align.rl.policy import finish_run
     from therapy_align.training.sft_run import configure_wandb, newest_checkpoint
 
-    check_sft_run(cfg.model.sft_run, make=f"accelerate launch recipes/sft_paper.py{' --preset tiny' if preset == 'tiny' else ''}")
     run_dir = Path(cfg.runs_dir) / cfg.name
     checkpoint = newest_checkpoint(run_dir)
     if checkpoint is not None and not resume:

@@ -20,6 +20,7 @@ from typing import Literal
 from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.errors import UserError, exit_on_user_error
 from therapy_align.training.models import PAPER_BASE_MODEL, TINY_BASE_DIR, check_hub_reachable, check_quantization
+from therapy_align.training.run_recipe import RunRecipe
 from therapy_align.overrides import ConfigError, apply_overrides, check_range, pop_option
 from therapy_align.data.transcripts import load_plain_transcript
 from therapy_align.paths import check_tokenizer_ref
@@ -101,11 +102,8 @@ class Train:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Recipe:
+class Recipe(RunRecipe):  # + preset, runs_dir, wandb_project (therapy_align.training.run_recipe)
     name: str = "sft-annomi80"  # outputs in runs/<name>/
-    preset: str = "paper"
-    runs_dir: str = "runs"
-    wandb_project: str = "therapy_align"
     model: Model = field(default_factory=Model)
     lora: Lora = field(default_factory=Lora)
     data: Data = field(default_factory=Data)

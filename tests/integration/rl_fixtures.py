@@ -52,7 +52,7 @@ def make_sft_run(runs: Path) -> Path:
 
 def small_rl_args(sft: Path, evaluator: Path, runs: Path, name: str) -> list[str]:
     return [f"--runs_dir={runs}", f"--name={name}", f"--model.sft_run={sft}", f"--reward.empeval_path={evaluator}",
-            f"--judge.judge_path={evaluator}", "--judge.n_inputs=2", "--judge.max_new_tokens=8",
+            f"--judge.judge_path={evaluator}", "--judge.n_inputs=2", "--judge.generation.max_new_tokens=8",
             "--prompts.counselchat=6", "--prompts.annomi=6"]
 
 

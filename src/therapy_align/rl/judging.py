@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.files import append_jsonl, atomic_write_jsonl
 
 
@@ -35,12 +36,14 @@ class JudgeConfig:
     n_inputs: int = 200  # the issue's 200 held-out Reddit inputs
     judge_path: str = "artifacts/empeval-judge"  # independent EMP-EVAL artifact (issue 9); missing: judge=None
     system_prompt: str = "standard"  # §2.2.2: evaluation under the standard prompt
-    max_new_tokens: int = 256  # as in evaluation
-    batch_size: int = 16
-    do_sample: bool = False  # greedy, as evaluation; the tiny preset samples (seeded: the same draw each time)
-    seed: int = 0
+    # Greedy, 256 new tokens, as in evaluation (the tiny preset samples, seeded: the same draw each time).
+    generation: GenerationSpec = field(default_factory=lambda: GenerationSpec(batch_size=16))
     early_stopping_patience: int = 0  # 0 = off; N = stop after N judgings without a better judge score
 
+
+
+# The tiny presets: 8 sampled inputs of <= 48 tokens (the tiny model's greedy reply is nearly empty).
+TINY_JUDGE = JudgeConfig(every_steps=4, n_inputs=8, generation=GenerationSpec(max_new_tokens=48, batch_size=8, do_sample=True))
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
@@ -138,10 +141,9 @@ class JudgeCallback(TrainerCallback):
         return self.since_best >= self.config.early_stopping_patience
 
     def replies(self, model) -> tuple[list[str], list[int]]:
-        from therapy_align.evaluation.generation import GenerationSpec, generate_batch, prompt_ids
+        from therapy_align.evaluation.generation import generate_batch, prompt_ids
 
-        c = self.config
-        spec = GenerationSpec(batch_size=c.batch_size, max_new_tokens=c.max_new_tokens, do_sample=c.do_sample, seed=c.seed)
+        spec = self.config.generation
         encoded = [prompt_ids(self.tokenizer, self.system, record.text) for record in self.inputs]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         texts, counts = [""] * len(encoded), [0] * len(encoded)
@@ -150,7 +152,7 @@ class JudgeCallback(TrainerCallback):
         try:
             for start in range(0, len(order), spec.batch_size):
                 chunk = order[start:start + spec.batch_size]
-                results = generate_batch(model, self.tokenizer, [encoded[i] for i in chunk], spec, seed=c.seed + start)
+                results = generate_batch(model, self.tokenizer, [encoded[i] for i in chunk], spec, seed=spec.seed + start)
                 for i, (text, count) in zip(chunk, results):
                     texts[i], counts[i] = text, count
         finally:
