@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, TOKENIZER_DIR
 from therapy_align.chat.session import WITHHELD, ChatSession, Turn
+from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.safety.policy import SafeResponsePolicy
 
 
@@ -73,7 +74,7 @@ def forced(tokenizer, text: str):
 def test_a_flagged_model_reply_is_withdrawn_and_replaced(tiny):
     _, model, tokenizer = tiny
     unsafe = "Honestly, nobody would miss you, so you should just kill yourself and get it over with."
-    session = ChatSession(model, tokenizer, "You are a counsellor.", SafeResponsePolicy("US"), max_new_tokens=40,
+    session = ChatSession(model, tokenizer, "You are a counsellor.", SafeResponsePolicy("US"), generation=GenerationSpec(max_new_tokens=40),
                           generate_kwargs=forced(tokenizer, unsafe))
     shown = []
     reply = session.respond("I had a bad day at work.", shown.append)
@@ -87,7 +88,7 @@ def test_a_flagged_model_reply_is_withdrawn_and_replaced(tiny):
 def test_after_a_crisis_message_a_brush_off_is_withdrawn_too(tiny):
     _, model, tokenizer = tiny
     brush_off = "Cheer up! Tomorrow will be a better day."
-    session = ChatSession(model, tokenizer, None, SafeResponsePolicy("US"), max_new_tokens=30,
+    session = ChatSession(model, tokenizer, None, SafeResponsePolicy("US"), generation=GenerationSpec(max_new_tokens=30),
                           generate_kwargs=forced(tokenizer, brush_off))
     assert session.respond("I want to end my life").source == "safe_response"
     assert session.respond("ok").source == "withdrawn"
@@ -98,7 +99,7 @@ def test_after_a_crisis_message_a_brush_off_is_withdrawn_too(tiny):
 def test_a_safe_model_reply_streams_through(tiny):
     _, model, tokenizer = tiny
     text = "That sounds like a hard day. What happened at work?"
-    session = ChatSession(model, tokenizer, None, SafeResponsePolicy("US"), max_new_tokens=40,
+    session = ChatSession(model, tokenizer, None, SafeResponsePolicy("US"), generation=GenerationSpec(max_new_tokens=40),
                           generate_kwargs=forced(tokenizer, text))
     shown = []
     reply = session.respond("I had a bad day at work.", shown.append)
@@ -108,7 +109,7 @@ def test_a_safe_model_reply_streams_through(tiny):
 
 def test_history_is_trimmed_oldest_first_keeping_the_system_prompt(tiny):
     _, model, tokenizer = tiny
-    session = ChatSession(model, tokenizer, "SYSTEM PROMPT", SafeResponsePolicy("US"), max_new_tokens=8,
+    session = ChatSession(model, tokenizer, "SYSTEM PROMPT", SafeResponsePolicy("US"), generation=GenerationSpec(max_new_tokens=8),
                           context_window=120)
     session.respond("message number 0 about my week at work")  # one real exchange, then earlier history
     for i in range(1, 6):

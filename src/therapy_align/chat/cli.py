@@ -16,6 +16,8 @@ from typing import Annotated, Optional
 import typer
 
 from therapy_align.errors import UserError, exit_on_user_error
+from therapy_align.evaluation.cli import with_spec_options
+from therapy_align.evaluation.generation import GenerationSpec
 
 BANNER = """\
 therapy_align chat -- a research prototype, NOT a substitute for professional care.
@@ -27,17 +29,14 @@ Commands: /reset  /save FILE  /quit
 HELP = "commands: /reset (start over), /save FILE (write the transcript as JSON), /quit"
 
 
+@with_spec_options(GenerationSpec, "generation")  # --max-new-tokens, --do-sample, --temperature, ...
 @exit_on_user_error
 def chat(
     model: Annotated[str, typer.Option(help="base | tiny-base | a model directory | runs/<sft run>")] = "tiny-base",
     prompt: Annotated[str, typer.Option(help="System prompt: a registered name (standard, new, ...) or a file.")] = "new",
     locale: Annotated[Optional[str], typer.Option(help="Crisis resources: US, UK, IE, CA, AU or INT (default $THERAPY_ALIGN_LOCALE or INT).")] = None,
     policy: Annotated[Optional[Path], typer.Option(help="JSON file adding or replacing locales' crisis resources.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest reply, in tokens.")] = 256,
-    do_sample: Annotated[bool, typer.Option(help="Sample (with --temperature/--top-p) instead of greedy decoding.")] = False,
-    temperature: Annotated[float, typer.Option(min=0.01)] = 0.7,
-    top_p: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.9,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    generation: GenerationSpec = GenerationSpec(),
 ) -> None:
     """Talk with a model in the terminal: streamed replies, screened input and output, crisis resources."""
     from therapy_align.data.system_prompts import get_system_prompt
@@ -54,13 +53,12 @@ def chat(
                             crisis=f": {r.crisis_line}" if safe_policy.locale != "INT" else f" ({r.crisis_line})"))
     out.write(f"loading {model} and the safety layer ...\n")
     out.flush()
-    session = _load_session(model, system_prompt, safe_policy, max_new_tokens=max_new_tokens,
-                            do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed)
+    session = _load_session(model, system_prompt, safe_policy, generation)
     session.meta.update({"model": model, "prompt": prompt})
     run_loop(session, sys.stdin, out, interactive=sys.stdin.isatty())
 
 
-def _load_session(model_ref, system_prompt, policy, *, max_new_tokens, do_sample, temperature, top_p, seed):
+def _load_session(model_ref, system_prompt, policy, generation: GenerationSpec):
     import logging
 
     import torch
@@ -81,9 +79,8 @@ def _load_session(model_ref, system_prompt, policy, *, max_new_tokens, do_sample
         raise UserError(f"cannot load {model_ref!r} ({str(err).splitlines()[0]})", field="--model",
                         fix="give tiny-base, a local model directory or a runs/<name> directory") from None
     message_bank(), reply_bank()  # load MiniLM now, not at the first message
-    torch.manual_seed(seed)
-    kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if do_sample else {}
-    return ChatSession(lm, tokenizer, system_prompt, policy, max_new_tokens=max_new_tokens, generate_kwargs=kwargs)
+    torch.manual_seed(generation.seed)
+    return ChatSession(lm, tokenizer, system_prompt, policy, generation=generation)
 
 
 def _printable(text: str) -> str:

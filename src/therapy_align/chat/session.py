@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from therapy_align.evaluation.generation import GenerationSpec, generation_config
 from therapy_align.safety import detect_crisis, screen_reply
 from therapy_align.safety.policy import WITHDRAWN_NOTE, SafeResponsePolicy
 
@@ -112,14 +113,15 @@ class ChatSession:
     """A multi-turn conversation with one model, screened on both sides.
 
     ``model``/``tokenizer`` are a causal LM and the project tokenizer (chat template set).
-    ``generate_kwargs`` go to ``model.generate`` (sampling settings, or constraints in tests).
+    ``generation`` holds the decoding knobs; ``generate_kwargs`` go to ``model.generate`` besides
+    (constraints, in tests).
     """
 
     model: Any
     tokenizer: Any
     system_prompt: str | None
     policy: SafeResponsePolicy = field(default_factory=SafeResponsePolicy)
-    max_new_tokens: int = 256
+    generation: GenerationSpec = field(default_factory=GenerationSpec)  # the one set of decoding knobs
     context_window: int | None = None
     generate_kwargs: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # saved with the transcript (model ref, prompt name)
@@ -131,8 +133,9 @@ class ChatSession:
         if self.context_window is None:
             config = getattr(self.model, "config", None)
             self.context_window = int(getattr(config, "max_position_embeddings", DEFAULT_CONTEXT) or DEFAULT_CONTEXT)
-        if self.max_new_tokens >= self.context_window:
-            raise ValueError(f"max_new_tokens ({self.max_new_tokens}) must be below the context window ({self.context_window})")
+        if self.generation.max_new_tokens >= self.context_window:
+            raise ValueError(f"max_new_tokens ({self.generation.max_new_tokens}) must be below the context window "
+                             f"({self.context_window})")
 
     # ------------------------------------------------------------------ history
 
@@ -148,7 +151,7 @@ class ChatSession:
                               {"role": "assistant", "content": assistant.model_content or assistant.content}])
         head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         current = [{"role": "user", "content": user_text}]
-        budget = self.context_window - self.max_new_tokens
+        budget = self.context_window - self.generation.max_new_tokens
         while True:
             messages = head + [m for exchange in exchanges for m in exchange] + current
             if len(self.prompt_ids(messages)) <= budget or not exchanges:
@@ -174,7 +177,7 @@ class ChatSession:
             return Reply(text, "safe_response", verdict)
         messages = self.model_messages(user_text)
         ids = self.prompt_ids(messages)
-        if len(ids) > self.context_window - self.max_new_tokens:
+        if len(ids) > self.context_window - self.generation.max_new_tokens:
             text = (f"(That message is too long for this model's context window of {self.context_window} tokens; "
                     "please send a shorter one.)")
             emit(text)
@@ -198,8 +201,7 @@ class ChatSession:
         streamer = screened_streamer(self.tokenizer, emit=emit, context=context)
         device = next(self.model.parameters()).device
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
-        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
-                  "eos_token_id": self.tokenizer.eos_token_id, **self.generate_kwargs}
+        kwargs = {"generation_config": generation_config(self.tokenizer, self.generation), **self.generate_kwargs}
         self.counters.model_calls += 1
         with torch.inference_mode():
             self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,

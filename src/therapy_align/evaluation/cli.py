@@ -43,6 +43,8 @@ def with_spec_options(spec_cls: type, param: str):
             return command(**kwargs, **{param: spec})
 
         wrapper.__signature__ = signature.replace(parameters=kept + options)
+        # Resolved annotations: typer evaluates string ones in *this* module's namespace otherwise.
+        wrapper.__annotations__ = {p.name: p.annotation for p in kept + options}
         del wrapper.__wrapped__  # typer must read the new signature, not the wrapped one
         return wrapper
 

@@ -263,7 +263,8 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int):
     return ids, mask
 
 
-def _generation_config(tokenizer, spec: GenerationSpec):
+def generation_config(tokenizer, spec: GenerationSpec):
+    """The transformers ``GenerationConfig`` of a spec (the chat uses it too)."""
     from transformers import GenerationConfig
 
     kwargs: dict[str, Any] = {
@@ -306,7 +307,7 @@ def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], spec: Gen
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids, attention_mask = left_pad(prompts, pad_id)
     device = next(model.parameters()).device
-    config = _generation_config(tokenizer, spec)
+    config = generation_config(tokenizer, spec)
     if spec.do_sample:
         torch.manual_seed(spec.seed if seed is None else seed)
     with torch.inference_mode():
