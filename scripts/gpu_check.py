@@ -537,7 +537,9 @@ class Check:
             argv += ["--model.dtype=float32", "--grpo.optim=adamw_torch", "--grpo.max_completion_length=8",
                      "--grpo.num_generations=2", "--grpo.per_device_train_batch_size=2",
                      "--grpo.gradient_accumulation_steps=1"]
-        cfg = recipe.apply_overrides(recipe.PAPER, argv)
+        from therapy_align.overrides import apply_overrides
+
+        cfg = apply_overrides(recipe.PAPER, argv)
         run_dir = Path(cfg.runs_dir) / cfg.name
         shutil.rmtree(run_dir, ignore_errors=True)
 
