@@ -77,7 +77,9 @@ class EvalPaper:
     generation: GenerationSpec = field(default_factory=GenerationSpec)  # paper silent: greedy, 256 tokens
     # paper silent: bf16 with the LoRA merged (several times faster than through 4-bit layers, issue 13)
     load: ModelLoad = field(default_factory=lambda: ModelLoad(dtype="bfloat16"))
-    scorers: tuple[str, ...] = ("empeval", "safety")  # §2.2.3 EMP-EVAL; not in the paper: safety (harm_*, §6.1 "how bad"); more: judge, guards, miti
+    # §2.2.3 EMP-EVAL; not in the paper: safety (harm_*, §6.1 "how bad") and the guard columns that show
+    # what could fool EMP-EVAL (length, specificity, template rate, copying, distinct-2); more: judge, miti
+    scorers: tuple[str, ...] = ("empeval", "safety", "guards")
     empeval: str = "artifacts/empeval"  # §2.2.3: EMP-EVAL trained on its own data
     artifacts: tuple[str, ...] = ()  # other scorers' artifacts, name=dir (e.g. judge=artifacts/judge)
     quick_empeval: bool = True  # no artifact -> train a quick smoke evaluator (the report says so)
