@@ -3,6 +3,9 @@ and only the generated block of docs/benchmarks.md is rewritten."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import textwrap
 
 from tests.conftest import REPO_ROOT, load_recipe_module
@@ -24,7 +27,14 @@ def test_a_benchmark_process_reports_its_results_and_its_own_peak_memory(tmp_pat
             block[i] = 1
         json.dump({"ratio_fast_vs_slow": 3.5, "fast": 7.0}, open(sys.argv[sys.argv.index("--json") + 1], "w"))
     """)
-    record = run_all.run_benchmark("fake", script, [], timeout=60)
+    # run_all as its own small process, as on the command line: Linux carries a parent's peak RSS
+    # into a (v)forked child's ru_maxrss, and a pytest process that has loaded models is large.
+    code = ("import json, pathlib, runpy, sys; m = runpy.run_path(sys.argv[1]); "
+            "print(json.dumps(m['run_benchmark']('fake', pathlib.Path(sys.argv[2]), [], timeout=60)))")
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "benchmarks" / "run_all.py"), str(script)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
     assert record["exit"] == 0 and record["result"] == {"ratio_fast_vs_slow": 3.5, "fast": 7.0}
     assert 0.3 <= record["peak_rss_gb"] < 2.0
     figure, ratio, _ = run_all.headline("fake", record, ceiling_gflops=10.0)
