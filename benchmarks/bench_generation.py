@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -41,16 +40,12 @@ def run(model, tokenizer, prompts, batch_size: int, max_new_tokens: int) -> tupl
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from run_all import machine as machine_info  # benchmarks/ is on the path when run as a script
+
+    info = machine_info()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), load avg {load:.1f}"
+    return (f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({torch.get_num_threads()} threads), "
+            f"load avg {load:.1f}")
 
 
 def measure(n: int = 32, batch_size: int = 32, max_new_tokens: int = 64, repeats: int = 2, threads: int = 0,
