@@ -20,17 +20,18 @@ def test_dry_run_runs_every_part_up_to_the_gpu(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     parts = results["parts"]
-    assert list(parts) == list(gpu_check.PARTS)
+    assert list(parts) == [p for p in gpu_check.PARTS if p not in gpu_check.EXTRA_PARTS]
     # bitsandbytes 4-bit stops at the GPU boundary with the recipe's own message, nothing else fails.
-    for name in ("qlora", "gen_4bit"):
+    for name in ("qlora", "qlora_no_ckpt", "gen_4bit"):
         assert parts[name]["status"] == "skipped" and "CUDA" in parts[name]["reason"]
     assert not [n for n, p in parts.items() if p["status"] == "failed"]
-    for name in ("bf16_lora", "bf16_padded", "bf16_padding_free"):
+    for name in ("bf16_lora", "bf16_lora_no_ckpt", "bf16_padded", "bf16_padding_free"):
         part = parts[name]
         assert part["status"] == "ok" and part["steps_timed"] >= 1 and part["losses_finite"]
         assert part["tokens_per_s"] > 0 and 0 < part["supervised_tokens_per_s"] < part["tokens_per_s"]
         assert part["max_row_tokens"] <= gpu_check.DRY.sft_max_tokens
     assert parts["bf16_lora"]["batch"] == 1 and parts["bf16_lora"]["accumulation"] == 4  # the paper preset's shape
+    assert parts["bf16_lora"]["gradient_checkpointing"] and not parts["bf16_lora_no_ckpt"]["gradient_checkpointing"]
     assert parts["bf16_padding_free"]["padding_free"] and not parts["bf16_padded"]["padding_free"]
     for name in ("gen_merged", "gen_static"):
         assert parts[name]["status"] == "ok" and parts[name]["merged"] and parts[name]["inputs"] == gpu_check.DRY.gen_inputs
