@@ -42,8 +42,8 @@ class Recipe:
 
 
 DEFAULT = Recipe()
-# empeval.config's fast recipe (1 epoch, embeddings and lowest 3 layers frozen): what the Table-1
-# chain trains when artifacts/empeval is missing; docs/evaluator.md gives its cost in F1.
+# empeval.config's fast recipe (1 epoch, embeddings and lowest 3 layers frozen): for a busy
+# machine; docs/evaluator.md gives its cost in F1. (The Table-1 chain trains the default.)
 FAST = replace(DEFAULT, preset="fast", train=fast_config())
 # Smoke: one epoch over at most 8 batches per split; its scores are noise. Minutes on 2 CPU cores.
 SMOKE = replace(DEFAULT, preset="smoke", train=replace(DEFAULT.train, max_epochs=1, limit_batches=8))

@@ -83,12 +83,15 @@ class Evaluator:
         self._post_fit = None
 
     def pair_fit_logits(self, seekers: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        """Per pair, the calibrated fits-the-post logit of the cosine gate."""
-        from empeval.fit import PostFit, fit_logits
+        """Per pair, the fits-the-post logit of the cosine gate: P(fits) = the calibrated cosine's
+        probability x (1 - the share of the reply copied from the post; `empeval.fit.copied_fraction`)."""
+        from empeval.fit import PostFit, copied_fraction, fit_logits
 
         if self._post_fit is None:
             self._post_fit = PostFit()
-        return fit_logits(self._post_fit.cosine(seekers, responses), self.fit_calibration)
+        fits = 1.0 / (1.0 + np.exp(-fit_logits(self._post_fit.cosine(seekers, responses), self.fit_calibration)))
+        fits = np.clip(fits * (1.0 - copied_fraction(seekers, responses)), 1e-9, 1 - 1e-9)
+        return np.log(fits) - np.log1p(-fits)
 
     @torch.inference_mode()
     def raw_view_outputs(self, views: Sequence[dict], batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ pairs, measured); the sentence encoder separates them without any training.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,6 +57,30 @@ def fit_logits(cosines: np.ndarray, calibration: dict) -> np.ndarray:
     return calibration["slope"] * np.asarray(cosines) + calibration["intercept"]
 
 
+_WORD = re.compile(r"[a-z0-9']+")
+COPY_NGRAM = 3
+
+
+def copied_fraction(seekers: Sequence[str], responses: Sequence[str], n: int = COPY_NGRAM) -> np.ndarray:
+    """Per pair, the share of the reply's word n-grams (lower-cased) that occur in the seeker's
+    post: 0 for a reply in its own words, 1 for the post pasted back.
+
+    Why the gate needs it: a reply that restates the post has a cosine near 1 with it, so the
+    cosine alone calls it a perfect fit, and its first-person feelings read as interpretations
+    (the probe's `copy_seeker` scored 990 against 710 for the real replies). Restating is not
+    interpreting: `Evaluator` multiplies P(fits) by (1 - this share). Replies shorter than n
+    words have no n-gram and count as not copied."""
+    out = np.zeros(len(responses), dtype=np.float64)
+    for i, (seeker, response) in enumerate(zip(seekers, responses)):
+        reply = _WORD.findall((response or "").lower())
+        grams = [tuple(reply[k : k + n]) for k in range(len(reply) - n + 1)]
+        if grams:
+            post = _WORD.findall((seeker or "").lower())
+            post_grams = {tuple(post[k : k + n]) for k in range(len(post) - n + 1)}
+            out[i] = sum(g in post_grams for g in grams) / len(grams)
+    return out
+
+
 def calibrate(real: np.ndarray, mismatched: np.ndarray) -> dict:
     """Logistic regression P(fits | cosine), real pairs 1 and mismatched pairs 0, equal weight."""
     from sklearn.linear_model import LogisticRegression
@@ -81,91 +106,3 @@ def calibrate_on_training_pairs(post_fit: PostFit, frame, train_rows: np.ndarray
     mismatched = post_fit.cosine([s[i] for i in seekers], [r[i] for i in answers])
     return calibrate(real, mismatched)
 
-
-def regate(artifact, n_calibration: int = 300, data_dir=None) -> dict:
-    """Give an existing artifact the cosine gate: calibrate on its training split, retune the
-    decision offsets on dev, rescore test (metrics.json, with the previous headline kept under
-    `before_cosine_gate`) and rewrite the artifact atomically. Returns the new metrics."""
-    import json
-    import shutil
-    from pathlib import Path
-
-    from therapy_align.files import atomic_write_json
-
-    from empeval.artifact import CONFIG_FILE, METRICS_FILE, SPLIT_FILE, publish_dir, read_artifact
-    from empeval.epitome_data import load_epitome
-    from empeval.evaluator import Evaluator
-    from empeval.mechanisms import MECHANISMS
-    from empeval.probe import shuffle_drop, shuffled_seekers
-    from empeval.training import split_metrics_of, tune_offsets
-    from empeval.windows import encode_views
-
-    artifact = Path(artifact)
-    model, tokenizer, settings = read_artifact(artifact)
-    split = json.loads((artifact / SPLIT_FILE).read_text())
-    frame = load_epitome(data_dir)
-    rows = {k: np.flatnonzero(frame["rp_id"].isin(set(v)).to_numpy()) for k, v in split.items()}
-    seed = int(settings["train_config"]["seed"])
-    post_fit = PostFit()
-    calibration = calibrate_on_training_pairs(post_fit, frame, rows["train"], seed, n_calibration)
-    new = {**settings, "fit_gate": "cosine", "fit_calibration": calibration}
-    evaluator = Evaluator(model, tokenizer, new)
-    evaluator._post_fit = post_fit
-    labels = frame[list(MECHANISMS)].to_numpy()
-
-    def texts(name):
-        r = rows[name]
-        return frame["seeker_post"].iloc[r].tolist(), frame["response_post"].iloc[r].tolist(), labels[r]
-
-    dev_s, dev_r, dev_y = texts("dev")
-    views, owners = encode_views(tokenizer, dev_s, dev_r, evaluator.max_length)
-    from empeval.evaluator import gate_by_fit
-
-    raw, _ = evaluator.raw_view_outputs(views, 64)
-    fit = evaluator.pair_fit_logits(dev_s, dev_r)[np.asarray(owners)]
-    offsets = tune_offsets(gate_by_fit(raw, fit, True), owners, dev_y)
-    new["decision_offsets"] = dict(zip(MECHANISMS, offsets))
-    evaluator = Evaluator(model, tokenizer, new)
-    evaluator._post_fit = post_fit
-    test_s, test_r, test_y = texts("test")
-    zero, tuned = np.zeros((3, 3)), np.asarray(offsets)
-    test = evaluator.score_variants(test_s, test_r, {"whole_reply_cosine_gate_no_offsets": (True, zero),
-                                                     "whole_reply_cosine_gate_dev_offsets": (True, tuned),
-                                                     "whole_reply_no_gate_dev_offsets": (False, tuned)})
-    sp_ids = frame["sp_id"].iloc[rows["test"]].tolist()
-    shuffled = evaluator.score_variants(shuffled_seekers(test_s, sp_ids, seed), test_r,
-                                        {"gated": (True, tuned), "ungated": (False, tuned)})
-    metrics = json.loads((artifact / METRICS_FILE).read_text())
-    before = {m: metrics[m] for m in MECHANISMS}
-    variants = {k: split_metrics_of(v, test_y) for k, v in test.items()}
-    headline = variants["whole_reply_cosine_gate_dev_offsets"]
-    metrics.update({
-        **headline,
-        "macro_f1_mean": float(np.mean([headline[m]["macro_f1"] for m in MECHANISMS])),
-        "decision_offsets": new["decision_offsets"],
-        "before_cosine_gate": {"headline": before, "seeker_shuffle": metrics.get("seeker_shuffle"),
-                               "decision_offsets": settings.get("decision_offsets")},
-        "seeker_shuffle": shuffle_drop(test["whole_reply_cosine_gate_dev_offsets"], shuffled["gated"]),
-        "seeker_shuffle_without_fit_gate": shuffle_drop(test["whole_reply_no_gate_dev_offsets"], shuffled["ungated"]),
-        "fit_calibration": calibration,
-    })
-    metrics.setdefault("variants", {}).update(variants)
-    tmp = artifact.with_name(f".{artifact.name}.regate")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(artifact, tmp)
-    atomic_write_json(tmp / CONFIG_FILE, new)
-    atomic_write_json(tmp / METRICS_FILE, metrics)
-    publish_dir(tmp, artifact)
-    return metrics
-
-
-if __name__ == "__main__":
-    import json
-    import os
-    import sys
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for path in sys.argv[1:]:
-        result = regate(path)
-        print(path, json.dumps({k: result[k] for k in ("seeker_shuffle", "fit_calibration", "decision_offsets")}))
-        print({m: round(result[m]["macro_f1"], 4) for m in ("emotional_reactions", "interpretations", "explorations")})

@@ -38,3 +38,15 @@ def test_split_follows_75_5_20_by_seeker(n_seekers, seed):
     split = split_by_seeker(sp_ids, seed)
     assert abs(len(split["train"]) - 0.75 * n_seekers) <= 1
     assert abs(len(split["dev"]) - 0.05 * n_seekers) <= 1
+
+
+@given(st.lists(st.text(alphabet="abc xyz'", max_size=60), min_size=1, max_size=6),
+       st.lists(st.text(alphabet="abc xyz'", max_size=60), min_size=1, max_size=6))
+def test_copied_fraction_is_a_share_and_a_post_copies_itself(posts, replies):
+    from empeval.fit import copied_fraction
+
+    n = min(len(posts), len(replies))
+    shares = copied_fraction(posts[:n], replies[:n])
+    assert ((shares >= 0) & (shares <= 1)).all()
+    itself = copied_fraction(posts, posts)
+    assert all(s in (0.0, 1.0) for s in itself)  # 1 whenever the post has a trigram at all

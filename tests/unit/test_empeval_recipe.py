@@ -27,7 +27,7 @@ def test_every_train_config_field_is_an_override(recipe):
     cfg = apply_overrides(recipe.SMOKE, ["--train.seed=1", "--out=artifacts/judge", "--train.rationale_weight=0"])
     assert (cfg.train.seed, cfg.out, cfg.train.max_epochs, cfg.train.limit_batches) == (1, "artifacts/judge", 1, 8)
     assert recipe.DEFAULT.train == TrainConfig()  # the default recipe is the evaluator's own defaults
-    assert recipe.FAST.train == fast_config()  # what the Table-1 chain trains when no artifact exists
+    assert recipe.FAST.train == fast_config()
     with pytest.raises(UserError):
         apply_overrides(recipe.DEFAULT, ["--threads=-1"])
 

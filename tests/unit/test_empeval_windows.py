@@ -99,3 +99,26 @@ def test_cosine_calibration_orders_real_above_mismatched():
     assert calibration["slope"] > 0 and calibration["auc"] > 0.95
     low, high = fit_logits(np.array([0.1, 0.5]), calibration)
     assert low < 0 < high
+
+
+def test_copy_guard_counts_the_reply_copied_from_the_post():
+    from empeval.fit import copied_fraction
+
+    post = "I lost my job last week and I feel like a complete failure who disappoints everyone."
+    own_words = "That sounds crushing. Losing work can shake how you see yourself; what has helped before?"
+    half = "I feel like a complete failure who disappoints everyone. That sounds crushing, honestly."
+    shares = copied_fraction([post] * 4, [post, own_words, half, "ok"])
+    assert shares[0] == 1.0 and shares[1] == 0.0 and 0.3 < shares[2] < 0.8
+    assert shares[3] == 0.0  # under three words: no trigram, not a copy
+    assert copied_fraction([post.upper()], [post.lower()])[0] == 1.0  # case does not hide a copy
+
+
+def test_head_gate_without_mismatched_pairs_is_refused_before_training():
+    from empeval.config import TrainConfig
+    from therapy_align.overrides import ConfigError
+
+    with pytest.raises(ConfigError, match="mismatch_fraction"):
+        TrainConfig(backbone="x", fit_gate="head")
+    with pytest.raises(ConfigError, match="fit_gate"):
+        TrainConfig(backbone="x", fit_gate="cosin")
+    assert TrainConfig(backbone="x", fit_gate="head", mismatch_fraction=0.5).mismatch_fraction == 0.5

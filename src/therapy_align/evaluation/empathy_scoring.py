@@ -54,13 +54,13 @@ def ensure_evaluator(preferred: str | os.PathLike | None, quick_dir: str | os.Pa
     if not allow_quick:
         raise UserError("no trained EMP-EVAL evaluator here", file=preferred, field="empeval",
                         fix=f"train it with `therapy-align empeval train --out {preferred}`")
-    from empeval.config import fast_config
+    from empeval.config import TrainConfig
     from empeval.training import train
 
-    # issue 9: a real evaluator (all of EPITOME, the fast recipe), trained once into `preferred`
-    # (cached for every later run; resumes if interrupted), not a smoke one. docs/evaluator.md
-    # gives its time and F1.
-    train(fast_config(), preferred, progress=progress)
+    # issue 9: the default evaluator (all of EPITOME, the default recipe), trained once into
+    # `preferred` (cached for every later run; resumes if interrupted), not a smoke one.
+    # docs/evaluator.md gives its time and F1.
+    train(TrainConfig(), preferred, progress=progress)
     return EvaluatorChoice(preferred, quick=False)
 
 
