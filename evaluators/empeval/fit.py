@@ -24,6 +24,12 @@ MAX_TOKENS = 256
 
 
 class PostFit:
+    """The sentence encoder with a memo of the texts it has embedded (by text): a report scores the
+    same seeker posts in every cell, and training scores the test responses again after shuffled
+    posts, so most embeddings are asked for more than once."""
+
+    MEMO_SIZE = 20_000  # texts (~1.5 kB each at 384 floats): bounded, oldest dropped first
+
     def __init__(self, backbone: str | None = None, batch_size: int = 64):
         from transformers import AutoModel, AutoTokenizer
 
@@ -33,10 +39,20 @@ class PostFit:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
         self.batch_size = batch_size
+        self._memo: dict[str, np.ndarray] = {}
 
-    @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = [t or "" for t in texts]
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        for text, vector in zip(missing, self._encode(missing)):
+            while len(self._memo) >= self.MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[text] = vector
+        width = self.model.config.hidden_size
+        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, width), dtype=np.float32)
+
+    @torch.inference_mode()
+    def _encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         for start in range(0, len(order), self.batch_size):
