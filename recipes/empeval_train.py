@@ -1,7 +1,7 @@
 """Train EMP-EVAL, the paper's empathy evaluator (§2.2.3), on EPITOME: one encoder, three heads.
 
     python recipes/empeval_train.py                                  # default: MiniLM, the full fit (CPU ok)
-    python recipes/empeval_train.py --preset fast              # 1 epoch, lower layers frozen: ~1/3 the compute
+    python recipes/empeval_train.py --preset fast              # 1 epoch, lower layers frozen: ~1/6 the compute
     python recipes/empeval_train.py --preset smoke --out runs/empeval-smoke   # 1 epoch over a few batches
     python recipes/empeval_train.py --train.seed=1 --out=artifacts/empeval-judge   # the held-out judge
     therapy-align empeval train --preset fast                  # the same recipe, as a command
@@ -43,7 +43,7 @@ class Recipe:
 
 DEFAULT = Recipe()
 # empeval.config's fast recipe (1 epoch, embeddings and lowest 3 layers frozen): for a busy
-# machine; docs/evaluator.md gives its cost in F1. (The Table-1 chain trains the default.)
+# machine; docs/evaluator.md gives its cost in F1. (The Table-1 chain trains the default, ~5 min idle.)
 FAST = replace(DEFAULT, preset="fast", train=fast_config())
 # Smoke: one epoch over at most 8 batches per split; its scores are noise. Minutes on 2 CPU cores.
 SMOKE = replace(DEFAULT, preset="smoke", train=replace(DEFAULT.train, max_epochs=1, limit_batches=8))

@@ -101,9 +101,8 @@ class TrainConfig:
 
 
 # The fast recipe: one epoch, embeddings and the lowest 3 of MiniLM's 6 layers frozen (no backward
-# pass through them): about a third of the default's compute. The main command trains it when no
-# artifacts/empeval exists (to stay inside its 15-minute budget), and this session's published
-# artifact used it (see docs/evaluator.md for what it costs in F1).
+# pass through them): about a sixth of the default's compute, for smoke runs and busy machines;
+# it costs 15-20 points of macro-F1 (docs/evaluator.md, options table).
 FAST_RECIPE = {"max_epochs": 1, "freeze_layers": 3}
 
 

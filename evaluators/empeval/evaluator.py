@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,14 @@ class EmpathyScores:
 
 
 GATED = ("interpretations", "explorations")  # mechanisms whose level 2 must fit the post
+FIT_RUN_SENTENCES = 3  # a window's fit is also read on runs of up to this many sentences
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentence_runs(text: str, longest: int) -> list[str]:
+    """Every run of 1..`longest` consecutive sentences of `text` (split after . ! ?), in order."""
+    sentences = [part for part in _SENTENCE_END.split(text.strip()) if part]
+    return [" ".join(sentences[i : i + k]) for k in range(1, longest + 1) for i in range(len(sentences) - k + 1)]
 
 
 def gate_by_fit(logits: np.ndarray, fit_logits: np.ndarray, gate: bool) -> np.ndarray:
@@ -93,6 +102,30 @@ class Evaluator:
         fits = np.clip(fits * (1.0 - copied_fraction(seekers, responses)), 1e-9, 1 - 1e-9)
         return np.log(fits) - np.log1p(-fits)
 
+    def view_fit_logits(self, seekers: Sequence[str], responses: Sequence[str], owners, spans) -> np.ndarray:
+        """Per view, the fits-the-post logit of the part of the reply that view reads.
+
+        A pair read in one view: the whole reply (as calibrated). A window of a long reply: the
+        best of the window's text and every run of up to `FIT_RUN_SENTENCES` consecutive sentences
+        in it. Per window and per run, not per reply: a specific sentence after 200 tokens of
+        unrelated text fits the post as well as that sentence alone, while the embedding of the
+        whole reply, or of a window half filled with the unrelated text, is mostly that text
+        (the probe's `late_empathy` kept EX level 2 for 45% of the seekers with a per-reply gate)."""
+        texts, candidate_view = [], []
+        for view, (owner, (start, end)) in enumerate(zip(owners, spans)):
+            whole = responses[owner]
+            window = whole[start:end]
+            texts.append(window)
+            candidate_view.append(view)
+            if (start, end) != (0, len(whole)):
+                for run in sentence_runs(window, FIT_RUN_SENTENCES):
+                    texts.append(run)
+                    candidate_view.append(view)
+        logits = self.pair_fit_logits([seekers[owners[v]] for v in candidate_view], texts)
+        best = np.full(len(owners), -np.inf)
+        np.maximum.at(best, np.asarray(candidate_view, dtype=np.int64), logits)
+        return best
+
     @torch.inference_mode()
     def raw_view_outputs(self, views: Sequence[dict], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(mechanisms, views, levels) logits and (views,) fits-the-post logits; batches of similar
@@ -114,10 +147,10 @@ class Evaluator:
         owners) of non-empty pairs: what the decision offsets are tuned on."""
         from empeval.windows import encode_views
 
-        views, owners = encode_views(self.tokenizer, list(seekers), list(responses), self.max_length)
+        views, owners, spans = encode_views(self.tokenizer, list(seekers), list(responses), self.max_length, spans=True)
         raw, fit = self.raw_view_outputs(views, batch_size)
         if self.fit_gate and self.fit_mode == "cosine":
-            fit = self.pair_fit_logits(seekers, responses)[np.asarray(owners)]
+            fit = self.view_fit_logits(seekers, responses, owners, spans)
         return gate_by_fit(raw, fit, self.fit_gate), owners
 
     def view_logits(self, views: Sequence[dict], batch_size: int) -> np.ndarray:
@@ -148,13 +181,11 @@ class Evaluator:
         n = len(seekers)
         to_run = [i for i in range(n) if responses[i] and responses[i].strip()]
         if to_run:
-            views, owners = encode_views(
-                self.tokenizer, [seekers[i] or "" for i in to_run], [responses[i] for i in to_run], self.max_length
-            )
+            run_seekers, run_responses = [seekers[i] or "" for i in to_run], [responses[i] for i in to_run]
+            views, owners, spans = encode_views(self.tokenizer, run_seekers, run_responses, self.max_length, spans=True)
             raw, fit = self.raw_view_outputs(views, batch_size)
             if self.fit_mode == "cosine" and any(g for g, _ in variants.values()):
-                pair_fit = self.pair_fit_logits([seekers[i] or "" for i in to_run], [responses[i] for i in to_run])
-                fit = pair_fit[np.asarray(owners)]
+                fit = self.view_fit_logits(run_seekers, run_responses, owners, spans)
         results = {}
         for name, (gate, offsets) in variants.items():
             probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)

@@ -44,12 +44,15 @@ class PostFit:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = [t or "" for t in texts]
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
-        for text, vector in zip(missing, self._encode(missing)):
+        known = {t: self._memo[t] for t in texts if t in self._memo}
+        known.update(zip(missing, self._encode(missing)))
+        width = self.model.config.hidden_size
+        out = np.stack([known[t] for t in texts]) if texts else np.zeros((0, width), dtype=np.float32)
+        for text in missing:  # remembered after use: a call longer than the memo still gets every vector
             while len(self._memo) >= self.MEMO_SIZE:
                 self._memo.pop(next(iter(self._memo)))
-            self._memo[text] = vector
-        width = self.model.config.hidden_size
-        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, width), dtype=np.float32)
+            self._memo[text] = known[text]
+        return out
 
     @torch.inference_mode()
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -37,22 +37,31 @@ def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
 
 
 def encode_views(
-    tokenizer: PreTrainedTokenizerBase, seekers: Sequence[str], responses: Sequence[str], max_length: int
-) -> tuple[list[dict[str, list[int]]], list[int]]:
-    """(features of every view, index of the pair each view belongs to), pairs in input order."""
+    tokenizer: PreTrainedTokenizerBase, seekers: Sequence[str], responses: Sequence[str], max_length: int,
+    *, spans: bool = False,
+):
+    """(features of every view, index of the pair each view belongs to), pairs in input order.
+
+    With `spans`, also each view's (start, end) character span of its response: the whole
+    response for a pair read in one view, the window's part of it otherwise (what the fits-the-post
+    gate compares with the post, so that a late window is judged on its own text)."""
     seekers, responses = list(seekers), list(responses)
     features = encode_pairs(tokenizer, seekers, responses, max_length)
     budget = max_length - _special_tokens(tokenizer)
     seeker_cap = budget // 2
-    seeker_tokens = tokenizer(seekers, add_special_tokens=False, return_offsets_mapping=True)
-    response_lengths = [len(ids) for ids in tokenizer(responses, add_special_tokens=False)["input_ids"]]
+    # Whole texts on purpose (the windows below cut them); verbose=False drops transformers'
+    # "longer than the maximum ... indexing errors" warning, which does not apply here.
+    seeker_tokens = tokenizer(seekers, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    response_lengths = [len(ids) for ids in tokenizer(responses, add_special_tokens=False, verbose=False)["input_ids"]]
     views: list[dict[str, list[int]]] = []
     owners: list[int] = []
+    view_spans: list[tuple[int, int]] = []
     for i, feature in enumerate(features):
         n_seeker = len(seeker_tokens["input_ids"][i])
         if response_lengths[i] <= budget - min(n_seeker, seeker_cap):
             views.append(feature)  # whole, or only the seeker post truncated: the training view
             owners.append(i)
+            view_spans.append((0, len(responses[i])))
             continue
         seeker = seekers[i]
         if n_seeker > seeker_cap:
@@ -60,13 +69,19 @@ def encode_views(
         window = budget - min(n_seeker, seeker_cap)
         encoded = tokenizer(
             seeker, responses[i], truncation="only_second", max_length=max_length,
-            stride=window // 2, return_overflowing_tokens=True, padding=False,
+            stride=window // 2, return_overflowing_tokens=True, padding=False, return_offsets_mapping=spans,
         )
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
         for w in range(len(encoded["input_ids"])):
             views.append({k: encoded[k][w] for k in keys})
             owners.append(i)
-    return views, owners
+            if spans:
+                ends = [end for (start, end), part in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w))
+                        if part == 1]
+                starts = [start for (start, end), part in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w))
+                          if part == 1]
+                view_spans.append((min(starts), max(ends)) if starts else (0, 0))
+    return (views, owners, view_spans) if spans else (views, owners)
 
 
 def combine_views(

@@ -50,3 +50,15 @@ def test_copied_fraction_is_a_share_and_a_post_copies_itself(posts, replies):
     assert ((shares >= 0) & (shares <= 1)).all()
     itself = copied_fraction(posts, posts)
     assert all(s in (0.0, 1.0) for s in itself)  # 1 whenever the post has a trigram at all
+
+
+@given(st.lists(st.from_regex(r"[A-Za-z][a-z ,']{0,20}[a-z][.!?]", fullmatch=True), max_size=8),
+       st.integers(min_value=1, max_value=4))
+def test_sentence_runs_count_and_contain_every_sentence(sentences, longest):
+    from empeval.evaluator import sentence_runs
+
+    runs = sentence_runs(" ".join(sentences), longest)
+    n = len(sentences)
+    assert len(runs) == sum(max(0, n - k + 1) for k in range(1, longest + 1))
+    assert runs[:n] == sentences  # single sentences first, in order
+    assert all(run in " ".join(sentences) for run in runs)

@@ -53,6 +53,23 @@ def test_a_late_sentence_lies_whole_inside_one_window(tokenizer):
     assert any(contains(view["input_ids"]) for view in views)
 
 
+def test_view_spans_are_the_text_each_view_reads_and_the_late_sentence_has_its_own(tokenizer):
+    sentence = "I am so sorry you feel this alone right now."
+    long_reply = "The library opens at nine and closes at six. " * 20 + sentence
+    short_reply = "That sounds hard."
+    views, owners, spans = encode_views(tokenizer, ["I feel alone.", "I feel alone."], [long_reply, short_reply],
+                                        MAX, spans=True)
+    assert len(spans) == len(views) == len(owners)
+    assert spans[-1] == (0, len(short_reply))  # a pair read whole is gated on its whole reply
+    windows = [long_reply[a:b] for (a, b), owner in zip(spans, owners) if owner == 0]
+    assert len(windows) > 1 and all(len(text) < len(long_reply) for text in windows)
+    assert any(sentence in text and len(text) < len(long_reply) // 2 for text in windows)
+    for view, text in zip((v for v, o in zip(views, owners) if o == 0), windows):
+        types = view.get("token_type_ids")
+        response_ids = [t for t, k in zip(view["input_ids"], types) if k == 1][:-1]  # minus [SEP]
+        assert response_ids == tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def test_each_mechanism_takes_its_best_window():
     # two pairs: pair 0 has views 0, 1; pair 1 has view 2
     logits = np.log(np.array([[0.8, 0.1, 0.1], [0.1, 0.2, 0.7], [0.2, 0.5, 0.3]]))
@@ -138,3 +155,15 @@ def test_post_fit_memo_gives_the_same_embeddings_and_stays_bounded():
     post_fit.embed(["one more text", "and another one"])
     assert len(post_fit._memo) == 2 and "I feel alone since the move." not in post_fit._memo
     assert post_fit.embed([]).shape == (0, post_fit.model.config.hidden_size)
+    longer = post_fit.embed(["a", "b", "c", "a"])  # one call longer than the memo
+    assert np.allclose(longer[0], longer[3]) and len(post_fit._memo) == 2
+
+
+def test_sentence_runs_hold_every_run_of_consecutive_sentences_up_to_the_limit():
+    from empeval.evaluator import sentence_runs
+
+    text = "The bus runs late. I'm so sorry. What has been hardest?"
+    runs = sentence_runs(text, 2)
+    assert runs[:3] == ["The bus runs late.", "I'm so sorry.", "What has been hardest?"]
+    assert runs[3:] == ["The bus runs late. I'm so sorry.", "I'm so sorry. What has been hardest?"]
+    assert sentence_runs("", 3) == [] and sentence_runs("no end mark", 3) == ["no end mark"]
