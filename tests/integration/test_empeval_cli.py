@@ -184,7 +184,8 @@ def test_python_api_and_trl_reward_function(tiny_model):
     assert plain[2] == 0.0  # empty completion
     assert all(0.0 <= v <= 2.0 for v in plain)
     expected = [0.2 * e + 0.4 * i + 0.4 * x for e, i, x in zip(*(scores.expected_levels(m) for m in MECHANISMS))]
-    assert plain == pytest.approx(expected, abs=1e-6)
+    # `scores` ran at batch 2, the reward at the default batch: padding moves the 6-decimal probabilities by ~1e-6.
+    assert plain == pytest.approx(expected, abs=1e-5)
 
 
 def test_train_refuses_to_resume_checkpoints_of_other_settings(tmp_path):
