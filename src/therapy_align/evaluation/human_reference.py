@@ -6,7 +6,7 @@ Three pairs files `{id, seeker, response}` built from ../shared and cached under
 
   annomi_high   AnnoMI therapist turns from high-quality MI sessions that answer a client turn of
                 8+ words (the client turn is the seeker); a seeded sample of 300
-  annomi_low    the same from low-quality MI sessions (all of them: 171 on the shared data)
+  annomi_low    the same from low-quality MI sessions (all of them: 223 on the shared data)
   counselchat   the top-voted answer of each CounselChat question (title + text is the seeker);
                 a seeded sample of 300
 
@@ -166,12 +166,13 @@ def measure(model: str = "artifacts/empeval", *, bootstrap: int = 1000, seed: in
     return out
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m therapy_align.evaluation.human_reference [--model DIR]`: the table of docs/evaluator.md."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Score the human reference sets with an EMP-EVAL artifact.")
     parser.add_argument("--model", default="artifacts/empeval")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = measure(args.model)
     print("| set | n | E | I | X | final (95% CI) |\n|---|---|---|---|---|---|")
@@ -179,3 +180,10 @@ if __name__ == "__main__":
         print(f"| {name} | {row['n']} | {row['emotional_reactions']:.0f} | {row['interpretations']:.0f} | "
               f"{row['explorations']:.0f} | {row['final']:.0f} ({row['final_ci95'][0]:.0f}–{row['final_ci95'][1]:.0f}) |")
     print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    from therapy_align.errors import exit_on_user_error
+
+    exit_on_user_error(main)()
