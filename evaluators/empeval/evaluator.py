@@ -145,13 +145,19 @@ class Evaluator:
     def gated_view_logits(self, seekers: Sequence[str], responses: Sequence[str], batch_size: int = 64):
         """(log-probabilities (mechanisms, views, levels) with this evaluator's gate, before offsets;
         owners) of non-empty pairs: what the decision offsets are tuned on."""
+        raw, fit, owners = self._view_outputs(seekers, responses, batch_size, self.fit_gate)
+        return gate_by_fit(raw, fit, self.fit_gate), owners
+
+    def _view_outputs(self, seekers: Sequence[str], responses: Sequence[str], batch_size: int, gated: bool):
+        """(level logits per view, fits-the-post logit per view, owners): one forward pass over
+        every view, and, when a gated read-out needs it under the cosine gate, the per-view fit."""
         from empeval.windows import encode_views
 
         views, owners, spans = encode_views(self.tokenizer, list(seekers), list(responses), self.max_length, spans=True)
         raw, fit = self.raw_view_outputs(views, batch_size)
-        if self.fit_gate and self.fit_mode == "cosine":
+        if gated and self.fit_mode == "cosine":
             fit = self.view_fit_logits(seekers, responses, owners, spans)
-        return gate_by_fit(raw, fit, self.fit_gate), owners
+        return raw, fit, owners
 
     def view_logits(self, views: Sequence[dict], batch_size: int) -> np.ndarray:
         """(mechanisms, views, levels) log-probabilities, gated by fit when the artifact says so,
@@ -173,7 +179,7 @@ class Evaluator:
     ) -> dict[str, EmpathyScores]:
         """One forward pass, several read-outs: `variants` maps a name to (fit gate on?, offsets
         array (mechanisms, levels)). `score` is the artifact's own variant."""
-        from empeval.windows import combine_views, encode_views
+        from empeval.windows import combine_views
 
         if len(seekers) != len(responses):
             raise ValueError(f"{len(seekers)} seeker posts but {len(responses)} responses")
@@ -181,11 +187,8 @@ class Evaluator:
         n = len(seekers)
         to_run = [i for i in range(n) if responses[i] and responses[i].strip()]
         if to_run:
-            run_seekers, run_responses = [seekers[i] or "" for i in to_run], [responses[i] for i in to_run]
-            views, owners, spans = encode_views(self.tokenizer, run_seekers, run_responses, self.max_length, spans=True)
-            raw, fit = self.raw_view_outputs(views, batch_size)
-            if self.fit_mode == "cosine" and any(g for g, _ in variants.values()):
-                fit = self.view_fit_logits(run_seekers, run_responses, owners, spans)
+            raw, fit, owners = self._view_outputs([seekers[i] or "" for i in to_run], [responses[i] for i in to_run],
+                                                  batch_size, any(g for g, _ in variants.values()))
         results = {}
         for name, (gate, offsets) in variants.items():
             probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)

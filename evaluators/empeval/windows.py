@@ -75,12 +75,9 @@ def encode_views(
         for w in range(len(encoded["input_ids"])):
             views.append({k: encoded[k][w] for k in keys})
             owners.append(i)
-            if spans:
-                ends = [end for (start, end), part in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w))
-                        if part == 1]
-                starts = [start for (start, end), part in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w))
-                          if part == 1]
-                view_spans.append((min(starts), max(ends)) if starts else (0, 0))
+            if spans:  # the response's tokens are those of sequence 1; their offsets are in the response
+                offsets = [o for o, part in zip(encoded["offset_mapping"][w], encoded.sequence_ids(w)) if part == 1]
+                view_spans.append((offsets[0][0], offsets[-1][1]) if offsets else (0, 0))
     return (views, owners, view_spans) if spans else (views, owners)
 
 
