@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from empeval.mechanisms import MECHANISMS
+
 
 def default_backbone() -> str:
     """all-MiniLM-L6-v2, shipped as a pip package so that it loads offline."""
@@ -22,7 +24,10 @@ MAX_PAIR_TOKENS = 128
 class TrainConfig:
     backbone: str = field(default_factory=default_backbone)
     data_dir: str | None = None
-    seed: int = 0
+    seed: int = 0  # initialisation, data order, calibration pairs; and the split unless split_seed is set
+    # The 75/5/20 split by seeker post; None = `seed`. Set it to train several initialisations on
+    # one split (a seed ensemble: `python -m empeval.ensemble`).
+    split_seed: int | None = None
     max_length: int = MAX_PAIR_TOKENS
     batch_size: int = 16
     max_epochs: int = 3  # 2 -> 3: ER test macro-F1 73.5 -> 77.0 (seed 0); ~8 min on the idle 2-core box
@@ -68,6 +73,16 @@ class TrainConfig:
     # gated mechanisms (IP, EX) are tuned on the dev split for macro-F1 and stored in the artifact
     # (0 offsets if off, and for ER: empeval.training.tune_offsets says why).
     tune_offsets: bool = True
+    # Upper bound of the gated mechanisms' level-2 offset (None = free). A level-2 offset applied
+    # after the gate gives level 2 back to every reply the gate lowered, mismatched ones too: with
+    # free offsets (up to +2.25) 2 of 5 models fell below the IP shuffle must-hold (25%) and one
+    # below EX's (10%). Capped at 0.5, all 5 keep IP >= 36% and EX >= 42%, at a mean macro-F1 of
+    # IP +0.4 / EX -0.8 (docs/evaluator.md, "Decision offsets and the gate").
+    max_gated_level_2_offset: float | None = 0.5
+    # Single-task ablation: train the level (and rationale) loss of this mechanism alone and select
+    # the checkpoint on its dev macro-F1; the other two heads stay untrained. "" = multi-task (all
+    # three heads share the encoder, as in the default).
+    single_task: str = ""
     # Use only this fraction of the training pairs (exploration runs on a slice; 1 = all).
     train_fraction: float = 1.0
     # 0 = a single fit on all data; >0: stop after this many batches per split (smoke runs).
@@ -89,6 +104,7 @@ class TrainConfig:
         check_range(self, "mismatch_fraction", ge=0, le=1)
         check_range(self, "train_fraction", gt=0, le=1)
         check_choice(self, "fit_gate", ("cosine", "head", "none"))
+        check_choice(self, "single_task", ("", *MECHANISMS), fix='"" (multi-task) or one mechanism')
         if (self.fit_gate == "head" or self.mismatch_level_labels) and self.mismatch_fraction == 0:
             from therapy_align.overrides import ConfigError
 
@@ -96,8 +112,22 @@ class TrainConfig:
             raise ConfigError(f"0 with {why}, which trains on mismatched pairs", field="mismatch_fraction",
                               fix="set mismatch_fraction > 0 (e.g. 0.5)")
 
+    @property
+    def trained_mechanisms(self) -> tuple[str, ...]:
+        return (self.single_task,) if self.single_task else MECHANISMS
+
+    @property
+    def data_split_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
+
     def to_json(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        # Fields at their "as before" value are left out, so that artifacts and checkpoints written
+        # before these fields existed still compare equal (resume, reuse of a finished seed).
+        for name, before in (("split_seed", None), ("single_task", ""), ("max_gated_level_2_offset", None)):
+            if values[name] == before:
+                del values[name]
+        return values
 
 
 # The fast recipe: one epoch, embeddings and the lowest 3 of MiniLM's 6 layers frozen (no backward

@@ -179,7 +179,7 @@ class EpitomeDataModule(L.LightningDataModule):
             return
         config = self.config
         self.frame = load_epitome(config.data_dir)
-        self.split_rows = split_by_seeker(self.frame["sp_id"], seed=config.seed)
+        self.split_rows = split_by_seeker(self.frame["sp_id"], seed=config.data_split_seed)
         if config.train_fraction < 1.0:  # a slice for exploration runs
             train = self.split_rows["train"]
             keep = np.random.default_rng((config.seed, 31)).permutation(len(train))[: max(2, int(len(train) * config.train_fraction))]

@@ -103,9 +103,10 @@ class EmpathyLightningModule(L.LightningModule):
             batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), return_rationales=with_rationales
         )
         loss = torch.zeros((), device=labels.device)
+        trained = self.config.trained_mechanisms
         for index, mechanism in enumerate(MECHANISMS):
             target = labels[:, index]
-            if (target != -100).any():  # a batch of mismatched pairs only has no ER target
+            if mechanism in trained and (target != -100).any():  # a batch of mismatched pairs only has no ER target
                 loss = loss + nn.functional.cross_entropy(
                     logits[mechanism], target, weight=self.class_weights[index], ignore_index=-100
                 )
@@ -117,6 +118,8 @@ class EmpathyLightningModule(L.LightningModule):
             loss = loss + self.config.fit_weight * fit_loss
         if with_rationales:
             supervised = tags != -100
+            if len(trained) < len(MECHANISMS):  # single task: that mechanism's rationales only
+                supervised[..., [m not in trained for m in MECHANISMS]] = False
             if supervised.any():
                 rationale_loss = nn.functional.binary_cross_entropy_with_logits(
                     logits["rationales"][supervised], tags[supervised].float()
@@ -140,9 +143,10 @@ class EmpathyLightningModule(L.LightningModule):
         for mechanism in MECHANISMS:
             values = self.metrics[f"{split}_split"][mechanism].compute()
             self.log_dict(values)
-            f1s.append(values[f"{split}/{mechanism}/macro_f1"])
+            if mechanism in self.config.trained_mechanisms:
+                f1s.append(values[f"{split}/{mechanism}/macro_f1"])
             self.metrics[f"{split}_split"][mechanism].reset()
-        # Checkpoint selection uses the mean macro-F1, which weights the mechanisms equally.
+        # Checkpoint selection uses the mean macro-F1 of the trained mechanisms, weighted equally.
         self.log(f"{split}/macro_f1_mean", torch.stack(f1s).mean(), prog_bar=split == "val")
 
     def on_train_epoch_end(self) -> None:

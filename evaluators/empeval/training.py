@@ -51,10 +51,11 @@ def accuracy(predicted, target) -> float:
     return float((np.asarray(predicted) == np.asarray(target)).mean()) if len(target) else 0.0
 
 
-def tune_offsets(view_logits: np.ndarray, owners, labels: np.ndarray, mechanisms=GATED) -> list[list[float]]:
+def tune_offsets(view_logits: np.ndarray, owners, labels: np.ndarray, mechanisms=GATED,
+                 max_level_2: float | None = None) -> list[list[float]]:
     """Per mechanism in `mechanisms`, the offsets [0, b1, b2] added to the level logits that
     maximise dev macro-F1 of the combined (whole-reply) levels; ties go to the smallest total
-    |offset|. Other mechanisms keep [0, 0, 0].
+    |offset|; b2 <= `max_level_2` when given. Other mechanisms keep [0, 0, 0].
 
     Only the gated mechanisms by default: their offsets give back to level 2 what the fit gate
     takes from real pairs that fit imperfectly. An ungated mechanism keeps the argmax of the
@@ -69,7 +70,7 @@ def tune_offsets(view_logits: np.ndarray, owners, labels: np.ndarray, mechanisms
             continue
         best = (-1.0, 0.0, (0.0, 0.0))
         for b1 in OFFSET_GRID:
-            for b2 in OFFSET_GRID:
+            for b2 in OFFSET_GRID if max_level_2 is None else OFFSET_GRID[OFFSET_GRID <= max_level_2]:
                 levels, _ = combine_views(view_logits[m] + np.array([0.0, b1, b2]), owners, len(labels))
                 f1 = macro_f1(levels, labels[:, m])
                 key = (round(f1, 6), -(abs(b1) + abs(b2)))
@@ -83,12 +84,12 @@ def split_metrics_of(scores, labels: np.ndarray) -> dict:
     """Accuracy, macro-F1 and per-level F1 of each mechanism's levels against the labels."""
     return {
         m: {"accuracy": accuracy(scores.levels[m], labels[:, k]), "macro_f1": macro_f1(scores.levels[m], labels[:, k]),
-            "f1_per_level": _f1_per_level(scores.levels[m], labels[:, k])}
+            "f1_per_level": f1_per_level_of(scores.levels[m], labels[:, k])}
         for k, m in enumerate(MECHANISMS)
     }
 
 
-def _f1_per_level(predicted, target) -> list[float]:
+def f1_per_level_of(predicted, target) -> list[float]:
     from torchmetrics.functional.classification import multiclass_f1_score
 
     values = multiclass_f1_score(torch.as_tensor(predicted), torch.as_tensor(target), num_classes=3, average=None)
@@ -203,11 +204,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
         evaluator._post_fit = post_fit
     offsets = [[0.0, 0.0, 0.0] for _ in MECHANISMS]
     if config.tune_offsets:
-        from empeval.windows import encode_views
-
         dev_seekers, dev_responses, dev_labels = split_texts("dev")
         offsets = tune_offsets(*evaluator.gated_view_logits(dev_seekers, dev_responses), dev_labels,
-                               mechanisms=GATED if gate else ())
+                               mechanisms=GATED if gate else (), max_level_2=config.max_gated_level_2_offset)
     zero, tuned_offsets = np.zeros((len(MECHANISMS), 3)), np.asarray(offsets)
     # One forward pass per set of pairs; the variants are read-outs of the same logits.
     test_seekers, test_responses, test_labels = split_texts("test")

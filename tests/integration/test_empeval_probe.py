@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.integration.evaluator_fixture import make_tiny_evaluator
 from therapy_align.cli import app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,29 +21,8 @@ PROBES = ["real", "seeker_shuffle", "canned", "repeat_x3", "copy_seeker", "empty
 @pytest.fixture(scope="module")
 def fast_artifact(tmp_path_factory):
     """A random tiny encoder in the real artifact layout, with seed 0's real EPITOME split."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig
-
-    from empeval.artifact import write_artifact_dir
-    from empeval.config import TrainConfig, default_backbone
-    from empeval.epitome_data import load_epitome, split_by_seeker
-    from empeval.model import EmpathyClassifier
-
-    out = tmp_path_factory.mktemp("probe") / "model"
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(default_backbone())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    model = EmpathyClassifier.from_encoder_config(config)
-    with torch.no_grad():
-        for head in model.heads.values():
-            head.weight.normal_(0, 2.0)
-    frame = load_epitome()
-    split = {k: frame["rp_id"].iloc[v].tolist() for k, v in split_by_seeker(frame["sp_id"], seed=0).items()}
-    write_artifact_dir(out, model=model, tokenizer=tokenizer, config=TrainConfig(max_epochs=1),
-                       class_weights=[[1.0] * 3] * 3, split=split, metrics={"note": "random tiny evaluator"},
-                       decision_offsets=[[0.0, 0.5, 0.0]] * 3, fit_gate=True)
-    return out
+    return make_tiny_evaluator(tmp_path_factory.mktemp("probe") / "model", split_seed=0,
+                               decision_offsets=[[0.0, 0.5, 0.0]] * 3, fit_gate=True)
 
 
 def test_probe_writes_markdown_and_json_with_every_probe(fast_artifact, tmp_path):
