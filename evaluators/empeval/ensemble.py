@@ -126,12 +126,15 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     from therapy_align.files import atomic_write_json, atomic_write_text, check_output_path
 
+    from empeval.config import TrainConfig
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", nargs="+", required=True, type=Path)
     parser.add_argument("--out", type=Path, default=Path("artifacts/empeval-ensemble"))
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--max-level-2-offset", type=float, default=None,
-                        help="cap of the ensemble's IP/EX level-2 offset (TrainConfig.max_gated_level_2_offset)")
+    parser.add_argument("--max-level-2-offset", type=float, default=TrainConfig.max_gated_level_2_offset,
+                        help="cap of the ensemble's IP/EX level-2 offset; default: a single artifact's "
+                             "(TrainConfig.max_gated_level_2_offset)")
     parser.add_argument("--shuffle-seed", type=int, default=0, help="the permutation of the seeker-shuffle read-out")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
