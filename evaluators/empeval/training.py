@@ -244,6 +244,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
         "seeker_shuffle_without_fit_gate": shuffle_ungated,
         "n_mismatched_train_pairs": data.n_mismatched,
         "best_epoch": best_epoch,
+        # The checkpoint's mean dev macro-F1 (argmax, truncated): what a comparison of settings
+        # should choose by, since the test split is the one reported.
+        "dev_macro_f1_mean": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "fit_seconds": round(fit_seconds, 1),
         "resumed": resume is not None,  # fit_seconds then covers only the resumed part
         "machine": {
