@@ -55,6 +55,10 @@ def test_training_writes_a_complete_artifact(tiny_model):
     for mechanism in MECHANISMS:
         assert 0.0 <= metrics[mechanism]["macro_f1"] <= 1.0
         assert 0.0 <= metrics[mechanism]["accuracy"] <= 1.0
+        # EPITOME's read-out of the same test levels: one batch of 32 is the whole smoke split.
+        protocol = metrics["epitome_protocol"]["whole_reply_dev_offsets"][mechanism]
+        assert protocol["macro_f1"] == pytest.approx(metrics[mechanism]["macro_f1"], abs=1e-6)
+        assert protocol["batch_macro_f1"] == pytest.approx(protocol["macro_f1"])  # 8 test pairs: one batch
     assert not tiny_model.with_name(tiny_model.name + ".checkpoints").exists()  # cleaned after publishing
 
 

@@ -27,6 +27,7 @@ def test_a_member_alone_reads_as_its_published_scores_and_two_copies_change_noth
     import empeval
     from empeval.ensemble import main
     from empeval.epitome_data import load_epitome
+    from empeval.epitome_protocol import batch_macro_f1
     from empeval.probe import seeker_shuffle_drop
     from empeval.training import macro_f1
 
@@ -41,8 +42,10 @@ def test_a_member_alone_reads_as_its_published_scores_and_two_copies_change_noth
     for m in MECHANISMS:
         assert alone[m]["macro_f1"] == pytest.approx(macro_f1(published.levels[m], test[m].to_numpy(copy=True)), abs=1e-6)
         assert alone[m]["shuffle_drop_percent"] == pytest.approx(drop[m]["drop_percent"], abs=1e-6)
+        assert alone[m]["epitome_batch_macro_f1"] == pytest.approx(
+            batch_macro_f1(published.levels[m], test[m].to_numpy(copy=True)), abs=1e-6)
     # The mean of two identical members is that member; ER has no tuned offsets on either side.
-    for key in ("macro_f1", "f1_per_level", "level_1_auc", "shuffle_drop_percent"):
+    for key in ("macro_f1", "epitome_batch_macro_f1", "f1_per_level", "level_1_auc", "shuffle_drop_percent"):
         assert ensemble["emotional_reactions"][key] == pytest.approx(alone["emotional_reactions"][key])
     assert report["n_test"] == len(split["test"]) and report["n_dev"] == len(split["dev"])
     assert 0.0 <= alone["interpretations"]["level_1_auc"] <= 1.0

@@ -62,3 +62,14 @@ def _clean(text: str) -> str:
     from therapy_align.data.cleaning import remove_asides
 
     return remove_asides(text) or "well"
+
+
+@st.composite
+def level_predictions(draw, max_size: int = 120) -> tuple[list[int], list[int]]:
+    """(predicted, target) levels 0/1/2 of the same pairs, level 1 rare as in EPITOME's IP labels
+    (so batches without it are common), predictions agreeing with the target most of the time."""
+    size = draw(st.integers(1, max_size))
+    rare = st.sampled_from([0] * 9 + [2] * 8 + [1])
+    target = draw(st.lists(rare, min_size=size, max_size=size))
+    predicted = [t if draw(st.integers(0, 3)) else draw(rare) for t in target]
+    return predicted, target

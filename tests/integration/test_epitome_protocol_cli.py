@@ -1,0 +1,47 @@
+"""`python -m empeval.epitome_protocol`: an artifact's own test split, read out both ways."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from empeval.mechanisms import MECHANISMS
+from tests.integration.evaluator_fixture import make_tiny_evaluator
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    return make_tiny_evaluator(tmp_path_factory.mktemp("protocol") / "tiny", split_seed=0)
+
+
+def test_read_out_is_the_published_scores_on_the_test_split_in_file_order(artifact, tmp_path):
+    import empeval
+    from empeval.epitome_data import load_epitome
+    from empeval.epitome_protocol import batch_macro_f1, main
+    from empeval.training import macro_f1
+
+    out = tmp_path / "protocol.json"
+    (read_out,) = main(["--model", str(artifact), "--orders", "20", "--json", str(out)])
+    split = json.loads((artifact / "split.json").read_text())
+    test = load_epitome().pipe(lambda f: f[f["rp_id"].isin(set(split["test"]))])
+    published = empeval.load(artifact).score(test["seeker_post"].tolist(), test["response_post"].tolist())
+    assert read_out["n_test"] == len(split["test"])
+    for m in MECHANISMS:
+        labels = test[m].to_numpy(copy=True)
+        published_read_out = read_out["variants"]["whole_reply_dev_offsets"][m]
+        assert published_read_out["macro_f1"] == pytest.approx(macro_f1(published.levels[m], labels), abs=1e-6)
+        assert published_read_out["batch_macro_f1"] == pytest.approx(batch_macro_f1(published.levels[m], labels))
+    assert set(read_out["variants"]) == {"whole_reply_no_gate_no_offsets", "whole_reply_no_offsets",
+                                         "whole_reply_no_gate_dev_offsets", "whole_reply_dev_offsets"}
+    assert json.loads(out.read_text()) == [read_out]
+
+
+def test_a_missing_artifact_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "protocol.json"
+    result = subprocess.run([sys.executable, "-m", "empeval.epitome_protocol", "--model", str(tmp_path / "nope"),
+                             "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any
+    assert last.startswith("error: ") and "nope" in last and "Traceback" not in result.stderr
+    assert not out.exists()
