@@ -3,8 +3,9 @@
     python -m empeval.epitome_protocol --model artifacts/empeval [--model DIR ...] [--orders 1000] [--json OUT]
 
 **Why it exists.** The F1 anchors of issue 9 (EPITOME, Sharma et al. 2020, and a public
-reproduction) come from EPITOME's released code (behavioral-data/Empathy-Mental-Health), and that
-code does not compute macro-F1 over the test split. Its test loop (`src/train.py`) walks the test
+reproduction) are what EPITOME's released code (behavioral-data/Empathy-Mental-Health, the
+authors' own, reused by reproductions) reports, and that code does not compute macro-F1 over the
+test split. Its test loop (`src/train.py`) walks the test
 file in order (a `SequentialSampler`) in batches of 32 pairs, calls `evaluation_utils.compute_f1`
 on each batch, which is sklearn's `f1_score(pred, labels, average="macro")`, and reports the mean
 of the per-batch values, the last, shorter batch counting like the others.
