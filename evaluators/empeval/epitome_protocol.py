@@ -5,10 +5,10 @@
 **Why it exists.** The F1 anchors of issue 9 (EPITOME, Sharma et al. 2020, and a public
 reproduction) are what EPITOME's released code (behavioral-data/Empathy-Mental-Health, the
 authors' own, reused by reproductions) reports, and that code does not compute macro-F1 over the
-test split. Its test loop (`src/train.py`) walks the test
-file in order (a `SequentialSampler`) in batches of 32 pairs, calls `evaluation_utils.compute_f1`
-on each batch, which is sklearn's `f1_score(pred, labels, average="macro")`, and reports the mean
-of the per-batch values, the last, shorter batch counting like the others.
+test split. Its test loop (`src/train.py`) walks the test file in order (a `SequentialSampler`)
+in batches of 32 pairs, calls `evaluation_utils.compute_f1` on each batch, which is sklearn's
+`f1_score(pred, labels, average="macro")`, and reports the mean of the per-batch values, the
+last, shorter batch counting like the others.
 
 sklearn's macro average runs over the levels that occur in the batch's labels **or** predictions.
 A rare level (interpretation level 1: 3.7% of the pairs, about one per batch) is absent from
