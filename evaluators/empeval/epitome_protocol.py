@@ -31,7 +31,6 @@ published path is `whole_reply_dev_offsets`, what `Evaluator.score` gives).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -79,6 +78,8 @@ def order_spread(predicted, target, *, batch_size: int = EPITOME_TEST_BATCH, ord
                  seed: int = 0) -> dict:
     """`batch_macro_f1` over `orders` random orders of the same pairs: mean, 2.5th and 97.5th
     percentile. The file order of a split is one draw of these."""
+    if orders < 1:
+        raise ValueError(f"orders must be >= 1, got {orders}")
     predicted, target = np.asarray(predicted), np.asarray(target)
     rng = np.random.default_rng(seed)
     values = []
@@ -110,14 +111,11 @@ def artifact_read_out(model: Path, data_dir=None, *, orders: int = 1000) -> dict
     """Score `model`'s own test split (file order) once and read out every variant that
     metrics.json reports (`empeval.evaluator.read_out_variants`; the published path is
     `whole_reply_dev_offsets`) both ways."""
-    from empeval.artifact import SPLIT_FILE
-    from empeval.epitome_data import load_epitome
     from empeval.evaluator import load, read_out_variants
+    from empeval.probe import test_split_rows
 
     evaluator = load(model)  # checked whole before any work
-    ids = set(json.loads((Path(model) / SPLIT_FILE).read_text(encoding="utf-8"))["test"])
-    frame = load_epitome(data_dir)
-    rows = frame[frame["rp_id"].isin(ids)]  # file order, as the training's test read-out
+    rows = test_split_rows(model, data_dir)  # file order, as the training's test read-out
     labels = rows[list(MECHANISMS)].to_numpy(copy=True)
     scores = evaluator.score_variants(rows["seeker_post"].tolist(), rows["response_post"].tolist(),
                                       read_out_variants(evaluator.fit_gate, evaluator.offsets))
@@ -162,6 +160,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--orders", type=int, default=1000, help="random orders for the spread")
     parser.add_argument("--json", type=Path, default=None, help="also write the read-outs here")
     args = parser.parse_args(argv)
+    if args.orders < 1:
+        parser.error(f"--orders must be at least 1, got {args.orders}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = check_output_path(args.json, kind="file") if args.json else None
     read_outs = [artifact_read_out(model, args.data_dir, orders=args.orders) for model in args.model]

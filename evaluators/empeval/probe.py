@@ -178,8 +178,9 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_split_pairs(artifact: str | os.PathLike, data_dir=None, limit: int = 0) -> tuple[list[str], list[str], list[str]]:
-    """(seekers, responses, sp_ids) of the artifact's test split, from EPITOME."""
+def test_split_rows(artifact: str | os.PathLike, data_dir=None, limit: int = 0):
+    """The EPITOME rows (file order) of the artifact's test split; a missing, unreadable or empty
+    split is a one-line error naming split.json."""
     from empeval.artifact import SPLIT_FILE, ArtifactError
     from empeval.epitome_data import load_epitome
 
@@ -195,8 +196,12 @@ def test_split_pairs(artifact: str | os.PathLike, data_dir=None, limit: int = 0)
                             fix="use an artifact written by `therapy-align empeval train`")
     frame = load_epitome(data_dir)
     test = frame[frame["rp_id"].isin(test_ids)]
-    if limit:
-        test = test.iloc[:limit]
+    return test.iloc[:limit] if limit else test
+
+
+def test_split_pairs(artifact: str | os.PathLike, data_dir=None, limit: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """(seekers, responses, sp_ids) of the artifact's test split, from EPITOME."""
+    test = test_split_rows(artifact, data_dir, limit)
     return test["seeker_post"].tolist(), test["response_post"].tolist(), test["sp_id"].tolist()
 
 

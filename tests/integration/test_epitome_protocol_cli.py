@@ -45,3 +45,26 @@ def test_a_missing_artifact_is_one_line_and_writes_nothing(tmp_path):
     last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any
     assert last.startswith("error: ") and "nope" in last and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("split, problem", [({"train": [], "dev": []}, "no readable test split"),
+                                            ({"train": [], "dev": [], "test": []}, "the test split is empty")])
+def test_an_artifact_without_a_test_split_is_named_with_its_file(artifact, tmp_path, split, problem):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact, broken)
+    (broken / "split.json").write_text(json.dumps(split))
+    out = tmp_path / "protocol.json"
+    result = subprocess.run([sys.executable, "-m", "empeval.epitome_protocol", "--model", str(broken),
+                             "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "split.json" in last and problem in last
+    assert not out.exists()
+
+
+def test_zero_orders_is_refused_before_any_work(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "empeval.epitome_protocol", "--model", str(tmp_path),
+                             "--orders", "0"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--orders must be at least 1" in result.stderr

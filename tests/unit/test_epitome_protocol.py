@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from empeval.epitome_protocol import batch_macro_f1, present_levels_macro_f1, protocol_read_out
+from empeval.epitome_protocol import batch_macro_f1, order_spread, present_levels_macro_f1, protocol_read_out
 from empeval.mechanisms import MECHANISMS
 
 
@@ -43,7 +43,8 @@ def test_protocol_read_out_reports_every_mechanism():
         assert result[m]["batch_macro_f1_over_orders"]["orders"] == 5
 
 
-@pytest.mark.parametrize("call", [lambda: batch_macro_f1([0, 1], [0]), lambda: batch_macro_f1([0], [0], 0)])
+@pytest.mark.parametrize("call", [lambda: batch_macro_f1([0, 1], [0]), lambda: batch_macro_f1([0], [0], 0),
+                                  lambda: order_spread([0], [0], orders=0)])
 def test_bad_arguments_are_refused(call):
     with pytest.raises(ValueError):
         call()
