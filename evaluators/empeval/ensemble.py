@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from empeval.mechanisms import MECHANISMS
-
-SHORT = {"emotional_reactions": "ER", "interpretations": "IP", "explorations": "EX"}
+from empeval.mechanisms import MECHANISMS, SHORT_NAMES
 
 
 def _split_pairs(member: Path, frame, split: str):
@@ -117,7 +115,7 @@ def evaluate(members: list[Path], data_dir=None, shuffle_seed: int = 0, max_leve
 def markdown(report: dict) -> str:
     lines = [f"Seed ensemble on one split ({report['n_test']} test pairs): test macro-F1 % "
              "(F1 of level 0 / 1 / 2; AUC of P(level 1); seeker-shuffle drop of the mean level %)", "",
-             "| model | " + " | ".join(SHORT[m] for m in MECHANISMS) + " |", "|---|---|---|---|"]
+             "| model | " + " | ".join(SHORT_NAMES[m] for m in MECHANISMS) + " |", "|---|---|---|---|"]
     for name, result in report["results"].items():
         cells = [f"{100 * r['macro_f1']:.1f} ({' / '.join(f'{100 * v:.0f}' for v in r['f1_per_level'])}; "
                  f"{r['level_1_auc']:.2f}; {r['shuffle_drop_percent']:.0f}%)" for r in (result[m] for m in MECHANISMS)]

@@ -36,10 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from empeval.mechanisms import MECHANISMS
+from empeval.mechanisms import MECHANISMS, SHORT_NAMES
 
 EPITOME_TEST_BATCH = 32  # src/train.py --batch_size default, used for the test DataLoader too
-SHORT = {"emotional_reactions": "ER", "interpretations": "IP", "explorations": "EX"}
 
 
 def present_levels_macro_f1(predicted, target) -> float:
@@ -133,7 +132,7 @@ def markdown(read_outs: list[dict]) -> str:
     lines = ["Test macro-F1 % per mechanism: whole split (ours, metrics.json) → EPITOME's read-out (mean "
              f"of per-batch macro-F1, batches of {EPITOME_TEST_BATCH}, file order) [its mean and 95% range over "
              "random orders]", "",
-             "| model | read-out | " + " | ".join(SHORT[m] for m in MECHANISMS) + " |", "|---|---|---|---|---|"]
+             "| model | read-out | " + " | ".join(SHORT_NAMES[m] for m in MECHANISMS) + " |", "|---|---|---|---|---|"]
     variants = list(read_outs[0]["variants"]) if read_outs else []
     for read_out in read_outs:
         for name in variants:

@@ -56,17 +56,17 @@ def sentence_runs(text: str, longest: int) -> list[str]:
     return [" ".join(sentences[i : i + k]) for k in range(1, longest + 1) for i in range(len(sentences) - k + 1)]
 
 
+PUBLISHED_VARIANT = "whole_reply_dev_offsets"
+
+
 def read_out_variants(gate, offsets) -> dict:
     """The test read-outs every artifact's metrics.json reports (`variants`), as `score_variants`
-    takes them: name -> (fit gate on?, offsets). `whole_reply_dev_offsets` is the published path
+    takes them: name -> (fit gate on?, offsets). PUBLISHED_VARIANT is the published path
     (`Evaluator.score`); the others drop the gate, the offsets or both."""
     offsets = np.asarray(offsets, dtype=np.float64)
     zero = np.zeros_like(offsets)
     return {"whole_reply_no_gate_no_offsets": (False, zero), "whole_reply_no_offsets": (gate, zero),
-            "whole_reply_no_gate_dev_offsets": (False, offsets), "whole_reply_dev_offsets": (gate, offsets)}
-
-
-PUBLISHED_VARIANT = "whole_reply_dev_offsets"
+            "whole_reply_no_gate_dev_offsets": (False, offsets), PUBLISHED_VARIANT: (gate, offsets)}
 
 
 def gate_by_fit(logits: np.ndarray, fit_logits: np.ndarray, gate: bool) -> np.ndarray:

@@ -15,6 +15,8 @@ EPITOME_FILES: Mapping[str, str] = {
     "interpretations": "epitome/interpretations-reddit.csv",
     "explorations": "epitome/explorations-reddit.csv",
 }
+# The two-letter names of the docs' tables (EPITOME's ER / IP / EX).
+SHORT_NAMES: Mapping[str, str] = {"emotional_reactions": "ER", "interpretations": "IP", "explorations": "EX"}
 LEVELS: tuple[int, ...] = (0, 1, 2)  # no / weak / strong communication of the mechanism
 # Table 1 of the paper: final = 0.2 * Empathy + 0.4 * Interpretation + 0.4 * Exploration.
 PAPER_WEIGHTS: tuple[float, float, float] = (0.2, 0.4, 0.4)

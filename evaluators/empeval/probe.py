@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, final_score
+from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, SHORT_NAMES, final_score
 
-SHORT = {"emotional_reactions": "ER", "interpretations": "IP", "explorations": "EX"}
 CANNED_REPLY = (
     "I'm so sorry you're going through this. It sounds like you feel completely alone right now. "
     "What do you think is causing this?"
@@ -172,7 +171,7 @@ def markdown_table(rows: list[dict]) -> str:
         )
     late = next((r for r in rows if "credit_kept" in r), None)
     if late:
-        kept = ", ".join(f"{SHORT[m]} {100 * late['credit_kept'][m]:.0f}%" for m in MECHANISMS)
+        kept = ", ".join(f"{SHORT_NAMES[m]} {100 * late['credit_kept'][m]:.0f}%" for m in MECHANISMS)
         lines.append("")
         lines.append(f"late_empathy keeps at least the sentence's own level on: {kept} of the seekers.")
     return "\n".join(lines) + "\n"

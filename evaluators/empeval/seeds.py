@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from empeval.evaluator import PUBLISHED_VARIANT
-from empeval.mechanisms import MECHANISMS
-
-SHORT = {"emotional_reactions": "ER", "interpretations": "IP", "explorations": "EX"}
+from empeval.mechanisms import MECHANISMS, SHORT_NAMES
 
 
 def _mean_std(values: list[float]) -> str:
@@ -52,7 +50,7 @@ def table(metrics_by_seed: dict[int, dict]) -> str:
         batched = [metrics_by_seed[s]["epitome_protocol"][PUBLISHED_VARIANT][m]["batch_macro_f1"] for s in seeds
                    if PUBLISHED_VARIANT in metrics_by_seed[s].get("epitome_protocol", {})]
         lines.append(
-            f"| {SHORT[m]} | **{_mean_std(per)}** | {' / '.join(f'{100 * v:.1f}' for v in per)} | "
+            f"| {SHORT_NAMES[m]} | **{_mean_std(per)}** | {' / '.join(f'{100 * v:.1f}' for v in per)} | "
             f"{' / '.join(f'{v:.1f}' for v in levels)} | {_mean_std(trunc) if trunc else '—'} | "
             f"{_mean_std(plain) if plain else '—'} | {drop} | {_mean_std(batched) if batched else '—'} |"
         )
