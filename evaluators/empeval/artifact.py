@@ -131,6 +131,12 @@ def read_settings(path: str | os.PathLike) -> dict:
     return settings
 
 
+def ordinal_mechanisms_of(settings: dict) -> tuple[str, ...]:
+    """The mechanisms with an ordinal level head (none in artifacts from before the choice)."""
+    train_config = settings.get("train_config")
+    return tuple(train_config.get("ordinal_mechanisms", ())) if isinstance(train_config, dict) else ()
+
+
 def read_artifact(path: str | os.PathLike):
     """(EmpathyClassifier in eval mode, tokenizer, empeval_config dict) from an artifact dir,
     checked whole: files, config keys, every weight present with its shape, the tokenizer."""
@@ -147,7 +153,8 @@ def read_artifact(path: str | os.PathLike):
         raise ArtifactError("weights differ from the hash recorded at training (weights_sha256): the file was "
                             "changed or damaged", file=path / WEIGHTS_FILE, fix=fix)
     try:
-        model = EmpathyClassifier.from_encoder_config(AutoConfig.from_pretrained(path), settings["dropout"])
+        model = EmpathyClassifier.from_encoder_config(AutoConfig.from_pretrained(path), settings["dropout"],
+                                                      ordinal_mechanisms_of(settings))
         weights = load_file(path / WEIGHTS_FILE)
     except (OSError, ValueError, SafetensorError) as err:
         raise ArtifactError(f"cannot load ({str(err).splitlines()[0][:200]})", file=path, field="--model", fix=fix) from None

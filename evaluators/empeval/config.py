@@ -81,6 +81,11 @@ class TrainConfig:
     # below EX's (10%). Capped at 0.5, all 5 keep IP >= 36% and EX >= 42%, at a mean macro-F1 of
     # IP +0.4 / EX -0.8 (docs/evaluator.md, "Decision offsets and the gate").
     max_gated_level_2_offset: float | None = 0.5
+    # Mechanisms whose level is read as one score on the none < weak < strong scale with two
+    # learned cut-points (empeval.model.OrdinalHead) instead of three free logits: an ablation
+    # aimed at IP level 1, the band between the two common levels (docs/evaluator.md, options
+    # table). () = every head free (the default).
+    ordinal_mechanisms: tuple[str, ...] = ()
     # Single-task ablation: train the level (and rationale) loss of this mechanism alone and select
     # the checkpoint on its dev macro-F1; the other two heads stay untrained. "" = multi-task (all
     # three heads share the encoder, as in the default).
@@ -106,6 +111,12 @@ class TrainConfig:
         check_range(self, "mismatch_fraction", ge=0, le=1)
         check_range(self, "train_fraction", gt=0, le=1)
         check_choice(self, "fit_gate", ("cosine", "head", "none"))
+        unknown = [m for m in self.ordinal_mechanisms if m not in MECHANISMS]
+        if unknown:
+            from therapy_align.overrides import ConfigError
+
+            raise ConfigError(f"{', '.join(unknown)} is not one of {', '.join(MECHANISMS)}", field="ordinal_mechanisms",
+                              fix="name mechanisms, e.g. interpretations (or [] for none)")
         check_choice(self, "single_task", ("", *MECHANISMS), fix='"" (multi-task) or one mechanism')
         if (self.fit_gate == "head" or self.mismatch_level_labels) and self.mismatch_fraction == 0:
             from therapy_align.overrides import ConfigError
@@ -124,9 +135,11 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         values = asdict(self)
+        values["ordinal_mechanisms"] = list(self.ordinal_mechanisms)  # as JSON reads it back
         # Fields at their "as before" value are left out, so that artifacts and checkpoints written
         # before these fields existed still compare equal (resume, reuse of a finished seed).
-        for name, before in (("split_seed", None), ("single_task", ""), ("max_gated_level_2_offset", None)):
+        for name, before in (("split_seed", None), ("single_task", ""), ("max_gated_level_2_offset", None),
+                             ("ordinal_mechanisms", [])):
             if values[name] == before:
                 del values[name]
         return values

@@ -15,16 +15,57 @@ from empeval.mechanisms import LEVELS, MECHANISMS
 N_LEVELS = len(LEVELS)
 
 
+class OrdinalHead(nn.Module):
+    """A cumulative-link (proportional-odds) head: one score f per pair and two ordered cut-points
+    t0 < t1, with P(level <= k) = sigmoid(t_k - f). EPITOME's levels are ordered (none < weak <
+    strong), so level 1 is the band between the cut-points instead of a class of its own that must
+    outrank both neighbours: the model can only push a pair's score up or down the scale.
+
+    Returns the three levels' log-probabilities. They serve as logits everywhere a softmax head's
+    do: log_softmax leaves log-probabilities unchanged, so cross-entropy, the gate and the decision
+    offsets read them as they read a softmax head's logits. log P(1) uses
+    sigmoid(a) - sigmoid(b) = sigmoid(a) * sigmoid(-b) * (1 - exp(b - a)), which stays finite
+    however close the cut-points come."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.score = nn.Linear(hidden, 1, bias=False)
+        self.first_cut = nn.Parameter(torch.tensor(-1.0))
+        self.log_gap = nn.Parameter(torch.tensor(0.5))  # t1 - t0 = softplus(log_gap) > 0
+
+    @torch.no_grad()
+    def start_at(self, proportions) -> None:
+        """Place the cut-points where a pair of score 0 gets these level proportions. At the
+        encoder's learning rate (1e-4) the cut-points move by tenths over a whole run, so they
+        must start where the levels are: the (class-weighted) training proportions."""
+        p = torch.as_tensor(proportions, dtype=torch.float64)
+        p = p / p.sum()
+        first, second = torch.logit(p[0]), torch.logit(p[0] + p[1])
+        self.first_cut.fill_(float(first))
+        self.log_gap.fill_(float(torch.log(torch.expm1(second - first))))  # softplus inverse
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        f = self.score(pooled).squeeze(-1)
+        gap = nn.functional.softplus(self.log_gap)
+        below_first, above_second = self.first_cut - f, f - (self.first_cut + gap)
+        log_p0 = nn.functional.logsigmoid(below_first)
+        log_p2 = nn.functional.logsigmoid(above_second)
+        log_p1 = (nn.functional.logsigmoid(-above_second) + nn.functional.logsigmoid(-below_first)
+                  + torch.log(-torch.expm1(-gap)))
+        return torch.stack([log_p0, log_p1, log_p2], dim=-1)
+
+
 class EmpathyClassifier(nn.Module):
     """Cross-encodes (seeker, response) and predicts each mechanism's level from the mean-pooled
     tokens (MiniLM was trained as a mean-pooled sentence encoder, so its CLS token is weak)."""
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, ordinal_mechanisms: tuple[str, ...] = ()):
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({m: nn.Linear(hidden, N_LEVELS) for m in MECHANISMS})
+        self.heads = nn.ModuleDict(
+            {m: OrdinalHead(hidden) if m in ordinal_mechanisms else nn.Linear(hidden, N_LEVELS) for m in MECHANISMS})
         # Token-level rationale tagger, one logit per mechanism (trained when rationale_weight > 0;
         # the level heads never read it, so scoring ignores it).
         self.rationale_head = nn.Linear(hidden, len(MECHANISMS))
@@ -33,13 +74,15 @@ class EmpathyClassifier(nn.Module):
         self.fit_head = nn.Linear(hidden, 1)
 
     @classmethod
-    def from_backbone(cls, backbone: str, dropout: float = 0.1) -> "EmpathyClassifier":
-        return cls(AutoModel.from_pretrained(backbone), dropout)
+    def from_backbone(cls, backbone: str, dropout: float = 0.1,
+                      ordinal_mechanisms: tuple[str, ...] = ()) -> "EmpathyClassifier":
+        return cls(AutoModel.from_pretrained(backbone), dropout, ordinal_mechanisms)
 
     @classmethod
-    def from_encoder_config(cls, config: PretrainedConfig, dropout: float = 0.1) -> "EmpathyClassifier":
+    def from_encoder_config(cls, config: PretrainedConfig, dropout: float = 0.1,
+                            ordinal_mechanisms: tuple[str, ...] = ()) -> "EmpathyClassifier":
         """Untrained shell for loading saved weights (no download, no pretrained weights read)."""
-        return cls(AutoModel.from_config(config), dropout)
+        return cls(AutoModel.from_config(config), dropout, ordinal_mechanisms)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, return_rationales: bool = False) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -72,11 +115,14 @@ def split_metrics(split: str) -> nn.ModuleDict:
 
 
 class EmpathyLightningModule(L.LightningModule):
-    def __init__(self, config: TrainConfig, class_weights: list[list[float]] | None = None):
+    def __init__(self, config: TrainConfig, class_weights: list[list[float]] | None = None,
+                 level_counts: list[list[int]] | None = None):
+        """`level_counts` (mechanisms, levels) of the training split start the ordinal heads'
+        cut-points at the class-weighted level proportions (OrdinalHead.start_at)."""
         super().__init__()
         self.save_hyperparameters({"config": config.to_json(), "class_weights": class_weights})
         self.config = config
-        self.model = EmpathyClassifier.from_backbone(config.backbone, config.dropout)
+        self.model = EmpathyClassifier.from_backbone(config.backbone, config.dropout, config.ordinal_mechanisms)
         # from_pretrained returns eval mode and Lightning keeps modules' modes: enable dropout.
         self.model.train()
         if config.freeze_word_embeddings:
@@ -90,6 +136,10 @@ class EmpathyLightningModule(L.LightningModule):
             for module in (encoder.embeddings, *layers[: config.freeze_layers]):
                 module.requires_grad_(False)
         weights = torch.ones(len(MECHANISMS), N_LEVELS) if class_weights is None else torch.tensor(class_weights)
+        if level_counts is not None:
+            for index, mechanism in enumerate(MECHANISMS):
+                if mechanism in config.ordinal_mechanisms:
+                    self.model.heads[mechanism].start_at(weights[index].double() * torch.tensor(level_counts[index]))
         self.register_buffer("class_weights", weights.float())
         # One collection per split so train/val/test never share state.
         self.metrics = nn.ModuleDict({f"{s}_split": split_metrics(s) for s in ("train", "val", "test")})

@@ -139,8 +139,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
     data = EpitomeDataModule(config)
     data.prepare_data()
     data.setup("fit")
-    weights = class_weights(data.train_level_counts(), config.class_weight_power)
-    module = EmpathyLightningModule(config, weights)
+    level_counts = data.train_level_counts()
+    weights = class_weights(level_counts, config.class_weight_power)
+    module = EmpathyLightningModule(config, weights, level_counts.tolist())
 
     checkpoint = ModelCheckpoint(
         dirpath=work, filename="best-{epoch}", monitor="val/macro_f1_mean", mode="max",

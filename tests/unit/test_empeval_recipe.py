@@ -49,3 +49,20 @@ def test_the_command_is_a_door_onto_the_recipe():
     assert recipe_path() == RECIPE
     assert translate_aliases(["--seed", "1", "--limit=2", "--no-progress", "--out", "x", "--train.dropout=0.2"]) == [
         "--train.seed", "1", "--train.limit_batches=2", "--progress=false", "--out", "x", "--train.dropout=0.2"]
+
+
+def test_fields_added_later_leave_older_recorded_configs_unchanged():
+    """Resume and seed reuse compare recorded configs: a field at its "as before" value is left out,
+    so artifacts and checkpoints written before the field existed still match."""
+    recorded = TrainConfig().to_json()
+    assert not {"split_seed", "single_task", "ordinal_mechanisms"} & set(recorded)
+    # Recorded as JSON reads it back (a list), so a resumed run compares equal.
+    assert TrainConfig(ordinal_mechanisms=("interpretations",)).to_json()["ordinal_mechanisms"] == ["interpretations"]
+    cfg = apply_overrides(TrainConfig(), ["--ordinal_mechanisms=interpretations,explorations"])
+    assert cfg.ordinal_mechanisms == ("interpretations", "explorations")
+
+
+def test_an_unknown_ordinal_mechanism_is_refused_before_anything_loads():
+    with pytest.raises(UserError) as refused:
+        TrainConfig(ordinal_mechanisms=("interpretation",))
+    assert "ordinal_mechanisms" in str(refused.value) and "interpretations" in str(refused.value)
