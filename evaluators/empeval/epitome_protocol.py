@@ -30,8 +30,6 @@ published path is `whole_reply_dev_offsets`, what `Evaluator.score` gives).
 
 from __future__ import annotations
 
-import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -151,23 +149,14 @@ def markdown(read_outs: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from therapy_align.files import atomic_write_json, check_output_path
+    from empeval.read_outs import read_out_command
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, action="append", required=True, help="an artifact (repeatable)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--orders", type=int, default=1000, help="random orders for the spread")
-    parser.add_argument("--json", type=Path, default=None, help="also write the read-outs here")
-    args = parser.parse_args(argv)
-    if args.orders < 1:
-        parser.error(f"--orders must be at least 1, got {args.orders}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out = check_output_path(args.json, kind="file") if args.json else None
-    read_outs = [artifact_read_out(model, args.data_dir, orders=args.orders) for model in args.model]
-    if out is not None:
-        atomic_write_json(out, read_outs)
-    print(markdown(read_outs))
-    return read_outs
+    return read_out_command(
+        argv, __doc__.splitlines()[0], lambda model, args: artifact_read_out(model, args.data_dir, orders=args.orders),
+        markdown,
+        add_arguments=lambda parser: parser.add_argument("--orders", type=int, default=1000,
+                                                         help="random orders for the spread"),
+        refuse=lambda args: f"--orders must be at least 1, got {args.orders}" if args.orders < 1 else None)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`python -m empeval.epitome_protocol`: an artifact's own test split, read out both ways."""
+"""`python -m empeval.epitome_protocol`: an artifact's own test split, read out both ways (and the
+missing-artifact refusal it shares with `empeval.ceiling`)."""
 
 import json
 import subprocess
@@ -37,9 +38,10 @@ def test_read_out_is_the_published_scores_on_the_test_split_in_file_order(artifa
     assert json.loads(out.read_text()) == [read_out]
 
 
-def test_a_missing_artifact_is_one_line_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("command", ["empeval.epitome_protocol", "empeval.ceiling"])
+def test_a_missing_artifact_is_one_line_and_writes_nothing(tmp_path, command):
     out = tmp_path / "protocol.json"
-    result = subprocess.run([sys.executable, "-m", "empeval.epitome_protocol", "--model", str(tmp_path / "nope"),
+    result = subprocess.run([sys.executable, "-m", command, "--model", str(tmp_path / "nope"),
                              "--json", str(out)], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any
