@@ -85,7 +85,9 @@ def ceilings(view_log_probabilities: np.ndarray, owners, labels: np.ndarray) -> 
         result[mechanism] = {
             "argmax": read_out(argmax, target),
             "best_offsets": {**read_out(offset_levels, target), "offsets": offsets[m]},
-            "best_band": {**read_out(band_levels(expected, low, high), target), "cut_points": [low, high]},
+            # None: no upper cut-point (no level 2), as strict JSON has no infinity.
+            "best_band": {**read_out(band_levels(expected, low, high), target),
+                          "cut_points": [low, high if np.isfinite(high) else None]},
         }
     return result
 

@@ -34,6 +34,7 @@ def test_argmax_is_the_ungated_published_levels_and_the_ceilings_are_above_it(ar
         assert ceiling["argmax"]["macro_f1"] == pytest.approx(macro_f1(ungated.levels[m], labels), abs=1e-6)
         assert ceiling["best_offsets"]["macro_f1"] >= ceiling["argmax"]["macro_f1"] - 1e-9
         low, high = ceiling["best_band"]["cut_points"]
+        high = np.inf if high is None else high
         expected = np.asarray(ungated.probabilities[m]) @ np.arange(3)
         # Probabilities are stored rounded: the band read-out is recomputed up to pairs at a cut-point.
         assert macro_f1(band_levels(expected, low, high), labels) == pytest.approx(ceiling["best_band"]["macro_f1"],

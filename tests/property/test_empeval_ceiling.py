@@ -49,3 +49,15 @@ def test_a_ceiling_chosen_on_the_split_is_at_least_its_argmax(seed, n):
         assert mechanism["best_offsets"]["macro_f1"] >= mechanism["argmax"]["macro_f1"] - 1e-9
         assert 0.0 <= mechanism["best_band"]["macro_f1"] <= 1.0
         assert mechanism["best_band"]["level_1_predicted"] >= 0
+
+
+def test_a_band_without_level_2_is_written_as_json_null():
+    import json
+
+    labels = np.array([[0, 0, 0], [0, 1, 0], [1, 1, 1], [1, 1, 1]])  # no level 2 anywhere
+    log_probabilities = np.log(np.tile([0.7, 0.2, 0.1], (3, 4, 1)))
+    log_probabilities[:, 2:] = np.log([0.2, 0.7, 0.1])
+    result = ceilings(log_probabilities, [0, 1, 2, 3], labels)
+    low, high = result["interpretations"]["best_band"]["cut_points"]
+    assert high is None and np.isfinite(low)
+    json.loads(json.dumps(result, allow_nan=False))
