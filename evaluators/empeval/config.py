@@ -98,7 +98,7 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:  # ranges checked before data or a model loads (issue 14)
-        from therapy_align.overrides import check_choice, check_range
+        from therapy_align.overrides import ConfigError, check_choice, check_range
 
         for name in ("max_length", "batch_size", "max_epochs"):
             check_range(self, name, ge=1)
@@ -113,14 +113,10 @@ class TrainConfig:
         check_choice(self, "fit_gate", ("cosine", "head", "none"))
         unknown = [m for m in self.ordinal_mechanisms if m not in MECHANISMS]
         if unknown:
-            from therapy_align.overrides import ConfigError
-
             raise ConfigError(f"{', '.join(unknown)} is not one of {', '.join(MECHANISMS)}", field="ordinal_mechanisms",
                               fix="name mechanisms, e.g. interpretations (or [] for none)")
         check_choice(self, "single_task", ("", *MECHANISMS), fix='"" (multi-task) or one mechanism')
         if (self.fit_gate == "head" or self.mismatch_level_labels) and self.mismatch_fraction == 0:
-            from therapy_align.overrides import ConfigError
-
             why = "fit_gate=head" if self.fit_gate == "head" else "mismatch_level_labels"
             raise ConfigError(f"0 with {why}, which trains on mismatched pairs", field="mismatch_fraction",
                               fix="set mismatch_fraction > 0 (e.g. 0.5)")
