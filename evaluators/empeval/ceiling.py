@@ -93,17 +93,10 @@ def ceilings(view_log_probabilities: np.ndarray, owners, labels: np.ndarray) -> 
 
 
 def artifact_ceilings(model: Path, data_dir=None) -> dict:
-    from empeval.evaluator import gate_by_fit, load
-    from empeval.probe import test_split_rows
-    from empeval.windows import encode_views
+    from empeval.read_outs import ungated_test_outputs
 
-    evaluator = load(model)  # checked whole before any work
-    rows = test_split_rows(model, data_dir)
-    views, owners = encode_views(evaluator.tokenizer, rows["seeker_post"].tolist(), rows["response_post"].tolist(),
-                                 evaluator.max_length)
-    raw, fit = evaluator.raw_view_outputs(views, evaluator.batch_size)
-    labels = rows[list(MECHANISMS)].to_numpy(copy=True)
-    return {"model": str(model), "n_test": len(rows), "mechanisms": ceilings(gate_by_fit(raw, fit, False), owners, labels)}
+    view_log_probabilities, owners, labels = ungated_test_outputs(model, data_dir)
+    return {"model": str(model), "n_test": len(labels), "mechanisms": ceilings(view_log_probabilities, owners, labels)}
 
 
 def markdown(results: list[dict]) -> str:

@@ -1,6 +1,7 @@
 """The shared shape of the commands that read out trained artifacts' own test splits
 (`empeval.epitome_protocol`, `empeval.ceiling`): one or more `--model DIR`, an optional `--json`
-file written atomically (its path checked before any scoring), a Markdown table on stdout."""
+file written atomically (its path checked before any scoring), a Markdown table on stdout; and
+the ungated test-split outputs that `empeval.ceiling` and `empeval.learnability` read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import argparse
 import os
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 
 def read_out_command(argv: list[str] | None, description: str, read_one: Callable[[Path, argparse.Namespace], dict],
@@ -35,3 +38,20 @@ def read_out_command(argv: list[str] | None, description: str, read_one: Callabl
         atomic_write_json(out, results)
     print(markdown(results))
     return results
+
+
+def ungated_test_outputs(model: Path, data_dir=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An artifact's own test split scored once: the ungated view log-probabilities (mechanisms,
+    views, levels) of its whole replies, the pair each view belongs to, and the labels (pairs,
+    mechanisms). Ungated: what the level heads know, before the fits-the-post gate and offsets."""
+    from empeval.evaluator import gate_by_fit, load
+    from empeval.mechanisms import MECHANISMS
+    from empeval.probe import test_split_rows
+    from empeval.windows import encode_views
+
+    evaluator = load(model)  # checked whole before any work
+    rows = test_split_rows(model, data_dir)
+    views, owners = encode_views(evaluator.tokenizer, rows["seeker_post"].tolist(), rows["response_post"].tolist(),
+                                 evaluator.max_length)
+    raw, fit = evaluator.raw_view_outputs(views, evaluator.batch_size)
+    return gate_by_fit(raw, fit, False), owners, rows[list(MECHANISMS)].to_numpy(copy=True)

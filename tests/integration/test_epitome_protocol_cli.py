@@ -1,5 +1,5 @@
 """`python -m empeval.epitome_protocol`: an artifact's own test split, read out both ways (and the
-missing-artifact refusal it shares with `empeval.ceiling`)."""
+missing-artifact refusal it shares with `empeval.ceiling` and `empeval.learnability`)."""
 
 import json
 import subprocess
@@ -38,7 +38,7 @@ def test_read_out_is_the_published_scores_on_the_test_split_in_file_order(artifa
     assert json.loads(out.read_text()) == [read_out]
 
 
-@pytest.mark.parametrize("command", ["empeval.epitome_protocol", "empeval.ceiling"])
+@pytest.mark.parametrize("command", ["empeval.epitome_protocol", "empeval.ceiling", "empeval.learnability"])
 def test_a_missing_artifact_is_one_line_and_writes_nothing(tmp_path, command):
     out = tmp_path / "protocol.json"
     result = subprocess.run([sys.executable, "-m", command, "--model", str(tmp_path / "nope"),
