@@ -171,9 +171,10 @@ def artifact_learnability(models: Sequence[Path], data_dir=None) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"AUC of P(level) for that level's pairs against the rest [bootstrap 95%], and the best F1 of a "
-             f"threshold on P(level) (chosen on the same pairs); cross-validated: {result['folds']} folds grouped "
-             "by seeker post over all pairs", "",
+    cross_validation = (f"; cross-validated: {result['folds']} folds grouped by seeker post over all pairs"
+                        if result["cross_validated"] else "")
+    lines = ["AUC of P(level) for that level's pairs against the rest [bootstrap 95%], and the best F1 of a "
+             f"threshold on P(level) (chosen on the same pairs){cross_validation}", "",
              "| source | mechanism | " + " | ".join(f"level {k}: n, AUC [95%], best F1" for k in LEVELS) + " |",
              "|---|---|" + "---|" * len(LEVELS)]
     rows = [(f"cross-validated {entry['features']}"
