@@ -93,7 +93,7 @@ def run(model: str = "artifacts/empeval", pairs: int = 256, batch_size: int = 64
     def timed(arm) -> tuple[float, float]:
         for scorer in (evaluator, int8_evaluator):  # every arm pays for its own sentence embeddings
             if scorer is not None and scorer._post_fit is not None:
-                scorer._post_fit._memo.clear()
+                scorer._post_fit.encoder.clear_memo()  # the process-wide memo, shared by both
         wall, cpu = time.perf_counter(), time.process_time()
         arm()
         return len(seekers) / (time.perf_counter() - wall), len(seekers) / max(time.process_time() - cpu, 1e-9)

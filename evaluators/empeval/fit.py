@@ -18,55 +18,25 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 MAX_TOKENS = 256
 
 
 class PostFit:
-    """The sentence encoder with a memo of the texts it has embedded (by text): a report scores the
-    same seeker posts in every cell, and training scores the test responses again after shuffled
-    posts, so most embeddings are asked for more than once."""
+    """The cosine between post and reply, from the process-wide sentence encoder
+    (`therapy_align.sentence_embedding`), whose memo serves a text embedded once to every reader: a
+    report scores the same seeker posts in every cell, training scores the test responses again
+    after shuffled posts, and the report's specificity guard reads the same posts and replies."""
 
-    MEMO_SIZE = 20_000  # texts (~1.5 kB each at 384 floats): bounded, oldest dropped first
-
-    def __init__(self, backbone: str | None = None, batch_size: int = 64):
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, backbone: str | None = None):
+        from therapy_align.sentence_embedding import SentenceEncoder
 
         from empeval.config import default_backbone
 
-        path = backbone or default_backbone()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
-        self.batch_size = batch_size
-        self._memo: dict[str, np.ndarray] = {}
+        self.encoder = SentenceEncoder.shared(backbone or default_backbone(), max_length=MAX_TOKENS)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        texts = [t or "" for t in texts]
-        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
-        known = {t: self._memo[t] for t in texts if t in self._memo}
-        known.update(zip(missing, self._encode(missing)))
-        width = self.model.config.hidden_size
-        out = np.stack([known[t] for t in texts]) if texts else np.zeros((0, width), dtype=np.float32)
-        for text in missing:  # remembered after use: a call longer than the memo still gets every vector
-            while len(self._memo) >= self.MEMO_SIZE:
-                self._memo.pop(next(iter(self._memo)))
-            self._memo[text] = known[text]
-        return out
-
-    @torch.inference_mode()
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in chunk], truncation=True, max_length=MAX_TOKENS,
-                                   padding="longest", return_tensors="pt")
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            out[chunk] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return out
+        return self.encoder.embed(texts)
 
     def cosine(self, seekers: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         return (self.embed(seekers) * self.embed(responses)).sum(-1).astype(np.float64)

