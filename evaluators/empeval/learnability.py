@@ -216,16 +216,13 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("nothing to measure: give --features and/or --model")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = check_output_path(args.json, kind="file") if args.json else None
-    if args.model:  # a broken artifact is refused before the minutes of cross-validation
-        from empeval.evaluator import load
-
-        for model in args.model:
-            load(model)
+    # Artifacts first: a broken one is refused (by `empeval.load`) before the minutes of cross-validation.
+    artifacts = artifact_learnability(args.model, args.data_dir) if args.model else None
     frame = load_epitome(args.data_dir)
     result = {"n_pairs": len(frame), "folds": args.folds,
               "cross_validated": cross_validated_learnability(frame, args.features, args.folds, args.train_fractions)}
-    if args.model:
-        result["artifacts"] = artifact_learnability(args.model, args.data_dir)
+    if artifacts is not None:
+        result["artifacts"] = artifacts
     if out is not None:
         atomic_write_json(out, result)
     print(markdown(result))
