@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import enum
 import json
 import types
 import typing
@@ -78,7 +79,12 @@ def _is_dataclass_type(tp: Any) -> bool:
 
 
 def leaf_types(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"dotted.key": annotation}`` for every non-dataclass field of ``config`` (recursively)."""
+    """``{"dotted.key": annotation}`` for every non-dataclass field of ``config`` (recursively).
+
+    A :class:`~therapy_align.trainer_args.TrainerArgs` section contributes every field of its TRL
+    config class, typed by TRL's own annotations."""
+    from therapy_align.trainer_args import TrainerArgs
+
     out: dict[str, Any] = {}
     hints = _hints(type(config))
     for f in dataclasses.fields(config):
@@ -87,6 +93,8 @@ def leaf_types(config: Any, prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             out.update(leaf_types(value, key + "."))
+        elif isinstance(value, TrainerArgs):
+            out.update({f"{key}.{name}": ftp for name, ftp in value.field_types().items()})
         else:
             out[key] = tp
     return out
@@ -107,8 +115,28 @@ def type_name(tp: Any) -> str:
 
 
 def describe_keys(config: Any) -> str:
-    """Every overridable key with its type, one per line (for ``--help``)."""
-    return "\n".join(f"  --{key}  ({type_name(tp)})" for key, tp in sorted(leaf_types(config).items()))
+    """Every overridable key with its type, one per line (for ``--help``); of a TRL trainer section,
+    the fields the config sets, then one line for the rest."""
+    from therapy_align.trainer_args import TrainerArgs
+
+    sections = {}  # prefix -> TrainerArgs
+
+    def find(value: Any, prefix: str) -> None:
+        for f in dataclasses.fields(value):
+            sub = getattr(value, f.name)
+            if isinstance(sub, TrainerArgs):
+                sections[f"{prefix}{f.name}."] = sub
+            elif dataclasses.is_dataclass(sub) and not isinstance(sub, type):
+                find(sub, f"{prefix}{f.name}.")
+
+    find(config, "")
+    lines = []
+    for key, tp in sorted(leaf_types(config).items()):
+        section = next((p for p in sections if key.startswith(p)), None)
+        if section is None or key[len(section):] in sections[section]:
+            lines.append(f"  --{key}  ({type_name(tp)})")
+    lines += [f"  --{p}<field>  (any other field of {s.TRL_CONFIG}, by TRL's name and type)" for p, s in sections.items()]
+    return "\n".join(lines)
 
 
 def suggest_keys(key: str, config: Any) -> str:
@@ -197,6 +225,22 @@ def parse_value(text: str, tp: Any) -> Any:
         raise ValueError(f"{text!r} is not None")
     if tp is Any:
         return text
+    if origin is list:
+        args = typing.get_args(tp)
+        return [parse_value(item, args[0] if args else str) for item in _split_sequence(text)]
+    if tp is dict or origin is dict:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a JSON object") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{text!r} is not a JSON object")
+        return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        for member in tp:
+            if text.strip() in (str(member.value), member.name):
+                return member.value
+        raise ValueError(f"{text!r} is not one of {', '.join(str(m.value) for m in tp)}")
     raise ValueError(f"fields of type {type_name(tp)} cannot be overridden from the command line")
 
 
@@ -260,7 +304,11 @@ def _check_known(key: str, known: dict[str, Any] | None, config: Any) -> None:
 
 def set_path(config: Any, dotted: str, value: Any) -> Any:
     """A copy of ``config`` with the (nested) field ``dotted`` replaced by ``value``."""
+    from therapy_align.trainer_args import TrainerArgs
+
     head, _, rest = dotted.partition(".")
+    if isinstance(config, TrainerArgs):
+        return config.replace(**{dotted: value})
     if not rest:
         return dataclasses.replace(config, **{head: value})
     return dataclasses.replace(config, **{head: set_path(getattr(config, head), rest, value)})

@@ -1,7 +1,7 @@
 """The RL prompt sets: CounselChat questions (train split) and ``annomi80`` client turns with the
 conversation before them, as TRL conversational prompts; and the held-out Reddit judging inputs.
 
-Never in an RL prompt set (tests/integration/test_rl_prompts.py checks both):
+Never in an RL prompt set (tests/rl/test_prompts.py checks both):
 
 * one of the 1,000 evaluation inputs (``eval_inputs/reddit_mental_health_1000.jsonl``): prompts
   whose seeker text equals an evaluation input (after whitespace/case folding) are dropped;

@@ -31,7 +31,7 @@ The guard weights (2.0) are larger than EMP-EVAL's whole range (0.5 x 2 = 1): a 
 one guard loses more than any EMP-EVAL score can give back, while honest replies sit at ~0 on every
 penalty, so among them EMP-EVAL (and specificity) decide. A weak or random evaluator therefore
 cannot make a template, a copy, a repeat, an empty reply or a string of questions beat a real
-therapist's answer (tests/integration/test_rl_reward.py). All weights and shapes are "choice, paper
+therapist's answer (tests/rl/test_reward.py). All weights and shapes are "choice, paper
 silent": the paper proposes RL with EMP-EVAL (§6) and gives no reward.
 """
 
