@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/bench_data_build.py [--repeats 3] [--json out.json]
 
-Target (issue 2): <= 10 s for both splits on the 2-core CPU machine. Prints each stage, the
-best of ``--repeats`` runs, and the speed-up from sharing the per-transcript cache between
-the two splits (measured side by side in this run).
+Target: <= 10 s for both splits on the 2-core CPU machine, so a data change is cheap to check.
+Prints each stage, the best of ``--repeats`` runs, and the speed-up from sharing the
+per-transcript cache between the two splits (measured side by side in this run).
 """
 
 from __future__ import annotations

@@ -90,10 +90,12 @@ def run(model: str = "artifacts/empeval", pairs: int = 256, batch_size: int = 64
         int8_evaluator = empeval.load(model, batch_size=batch_size, int8=True)
         arms["int8_batched"] = lambda: int8_evaluator.score(seekers, responses)
 
+    from empeval.fit import PostFit
+
+    sentence_encoder = PostFit().encoder  # the process-wide encoder of the cosine gate, shared by both evaluators
+
     def timed(arm) -> tuple[float, float]:
-        for scorer in (evaluator, int8_evaluator):  # every arm pays for its own sentence embeddings
-            if scorer is not None and scorer._post_fit is not None:
-                scorer._post_fit.encoder.clear_memo()  # the process-wide memo, shared by both
+        sentence_encoder.clear_memo()  # every arm pays for its own sentence embeddings
         wall, cpu = time.perf_counter(), time.process_time()
         arm()
         return len(seekers) / (time.perf_counter() - wall), len(seekers) / max(time.process_time() - cpu, 1e-9)

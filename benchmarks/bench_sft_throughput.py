@@ -10,8 +10,9 @@ on CPU, and count the supervised (therapist) next-token targets the model actual
   ``max_length=1024``, no padding-free, and TRL's ``bf16=True`` / ``gradient_checkpointing=True``;
 * ``naive_fp32``: the same batching, with the recipe's precision (fp32) and no checkpointing, so
   ``recipe / naive_fp32`` isolates the data path (batch shape, padding-free, length grouping);
-* ``recipe``: ``recipes/sft_paper.py``'s own ``make_trainer`` with the tiny preset as it stands
-  (only rows, steps and logging changed); its batch / padding-free / sampling are printed.
+* ``recipe``: the library's ``make_trainer`` (``therapy_align.training.sft_run``) on
+  ``recipes/sft_paper.py``'s tiny preset as it stands (only rows, steps and logging changed); its
+  batch / padding-free / sampling are printed.
 
 Prints each arm and the ratios. Not a test: the numbers depend on the machine and its load; record
 them in docs/benchmarks.md with the machine.
@@ -85,7 +86,7 @@ def measure(rows: int = 32, repeats: int = 1, arms: str = "naive,naive_fp32,reci
     """Every arm on the same rows; ``{"results": [...per arm and repeat], "summary": {...ratios}}``."""
     import torch
 
-    from therapy_align.training.sft_run import sft_dataset
+    from therapy_align.training.sft_run import make_trainer, sft_dataset
 
     recipe = load_recipe()
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,15 +95,15 @@ def measure(rows: int = 32, repeats: int = 1, arms: str = "naive,naive_fp32,reci
         cfg = replace(
             tiny, name="bench", runs_dir=tmp,
             data=replace(tiny.data, max_train_rows=rows, max_heldout_rows=1),
-            train=replace(tiny.train, max_steps=rows // per_step, logging_steps=1000, save_steps=10**6,
-                          wandb=False, heldout_eval=False),
+            train=tiny.train.replace(max_steps=rows // per_step, logging_steps=1000, save_steps=10**6),
+            run=replace(tiny.run, wandb=False, heldout_eval=False),
         )
         results = []
         for repeat in range(repeats):
             for name in arms.split(","):
                 out = os.path.join(tmp, f"{name}-{repeat}")
                 if name == "recipe":
-                    trainer, tokenizer = recipe.make_trainer(cfg, Path(out))
+                    trainer, tokenizer = make_trainer(cfg, Path(out))
                     trainer.args.disable_tqdm = True
                     result = timed_train(name, trainer)
                 else:

@@ -6,9 +6,11 @@
 
 A Llama-2-7B-shaped model (hidden 4096, 32 layers, 32 heads, MLP 11008, vocab 32000) with random
 weights is written once as a local checkpoint (no download), then every part goes through the
-code users run: ``recipes/sft_paper.py``'s ``make_trainer`` (TRL ``SFTTrainer``, PEFT LoRA,
-bitsandbytes NF4, ``paged_adamw_8bit``, gradient checkpointing) with ``sft_run.train_and_save``;
-``evaluation.generation.ModelLoad`` (``models.load_model_for_inference``) and ``generate_file`` for generation.
+code users run: ``recipes/sft_paper.py``'s paper preset through ``training.sft_run.make_trainer``
+(TRL ``SFTTrainer``, PEFT LoRA, bitsandbytes NF4, ``paged_adamw_8bit``, gradient checkpointing) and
+``sft_run.train_and_save``; ``evaluation.generation.ModelLoad`` (``models.load_model_for_inference``)
+and ``generate_file`` for generation; ``recipes/rl_empathy.py``'s paper preset through
+``rl.grpo.make_trainer`` for the GRPO step.
 
 Parts (each time-boxed; a failure is recorded and the next part runs):
 
@@ -16,11 +18,11 @@ Parts (each time-boxed; a failure is recorded and the next part runs):
   16 longest ``annomi80`` chunks (~4,050 tokens each, so steps run at the anchors' 4,096 tokens);
 * ``bf16_lora``: the same with ``--model.quantization=none`` (bf16 base);
 * ``gen_4bit`` / ``gen_merged``: up to 64 evaluation inputs x 256 new tokens under the "new" system
-  prompt: LoRA over the 4-bit base at batch 8 (the old default) vs the adapter merged into a bf16
-  base, all inputs in one batch (halved on out-of-memory);
+  prompt: LoRA over the 4-bit base at batch 8 (the baseline of the generation target) vs the adapter
+  merged into a bf16 base, all inputs in one batch (halved on out-of-memory);
 * ``bf16_padded`` / ``bf16_padding_free``: batch 4 of the real length mix (mean ~1,900 tokens),
   padded vs padding-free;
-* ``grpo``: one GRPO step of ``recipes/rl_empathy.py``'s paper preset, if that recipe exists;
+* ``grpo``: one GRPO step of ``recipes/rl_empathy.py``'s paper preset, with a stand-in reward;
 * ``gen_static``: ``gen_merged`` with a static KV cache (transformers compiles the decode step on CUDA).
 
 Model FLOPs utilisation (MFU) = model FLOPs / step time / the card's dense bf16 peak (datasheet;
@@ -61,7 +63,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Published anchors (A100 unless noted) and the targets of issue 13 on an H100/H200.
+# Published anchors (A100 unless noted), and the speed targets a run on an H100/H200 is judged against.
 ANCHORS = {
     "qlora": "A100, Llama-2-7B QLoRA at 4,096 tokens (LLaMA-Factory's benchmark): HF + FlashAttention-2 "
              "2,926 tokens/s at 9 GB; Unsloth 3,413 tokens/s at 7 GB; best fused-kernel QLoRA ~45% MFU",
@@ -258,7 +260,7 @@ class Check:
                 raise
             except Exception as err:  # recorded; the next part runs
                 if type(err).__name__ == "QuantizationUnavailableError" and not self.cuda:
-                    # The dry run stops where bitsandbytes needs CUDA: the recipe's own fail-fast says so.
+                    # The dry run stops where bitsandbytes needs CUDA: the stage's own fail-fast says so.
                     record = {"status": "skipped", "reason": f"needs a GPU: {err}"}
                 else:
                     record = {"status": "failed", "error": f"{type(err).__name__}: {err}"[:2000],
@@ -361,37 +363,31 @@ class Check:
         self.checkpoint = path
         return {"path": str(path), "parameters": params, "matmul_weights_N": matmul_weights(self.sizes.model)}
 
-    def _recipe(self):
-        spec = importlib.util.spec_from_file_location("gpu_check_sft_paper", REPO / "recipes" / "sft_paper.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
     def sft(self, name: str, overrides: list[str], *, rows: str, box: float) -> dict:
-        """Train ``sft_steps`` optimizer steps of the paper preset (+ overrides) through the recipe."""
-        import torch
+        """Train ``sft_steps`` optimizer steps of the paper preset (+ overrides) through the SFT stage."""
         from transformers import TrainerCallback
 
+        from therapy_align.overrides import apply_overrides
         from therapy_align.training import sft_run
+        from therapy_align.training.models import check_quantization
 
         if self.checkpoint is None:
             raise Skip("no checkpoint (the checkpoint part did not run)")
-        recipe = self._recipe()
+        recipe = _recipe("sft_paper")
         argv = [f"--model.name_or_path={self.checkpoint}", f"--runs_dir={self.work / 'runs'}", f"--name={name}",
-                f"--train.max_steps={self.sizes.sft_steps}", "--train.wandb=false", "--train.heldout_eval=false",
+                f"--train.max_steps={self.sizes.sft_steps}", "--run.wandb=false", "--run.heldout_eval=false",
                 "--train.save_steps=100000", "--train.logging_steps=1",
                 f"--data.max_tokens={self.sizes.sft_max_tokens}", f"--train.max_length={self.sizes.sft_max_tokens}"]
         if self.args.data_dir:
             argv.append(f"--data.data_dir={self.args.data_dir}")
         if not self.cuda:  # paged 8-bit AdamW is a CUDA optimizer, bf16 autocast is slow on CPUs
             argv += ["--train.optim=adamw_torch", "--model.dtype=float32"]
-        cfg = recipe.apply_overrides(recipe.variant(recipe.PAPER, "annomi80"), argv + overrides)
-        recipe.check_quantization(cfg.model.quantization)  # the recipe's own fail-fast
+        cfg = apply_overrides(recipe.variant(recipe.PAPER, "annomi80"), argv + overrides)
+        check_quantization(cfg.model.quantization)  # the stage's own fail-fast
         run_dir = Path(cfg.runs_dir) / cfg.name
         shutil.rmtree(run_dir, ignore_errors=True)
         t_load = time.perf_counter()
-        trainer, tokenizer = recipe.make_trainer(cfg, run_dir)
+        trainer, tokenizer = sft_run.make_trainer(cfg, run_dir)
         load_s = time.perf_counter() - t_load
         load_peak = self._peak_memory(prefix="load_")
         if rows == "longest":
@@ -515,26 +511,17 @@ class Check:
     def grpo(self, box: float) -> dict:
         """One GRPO optimizer step of recipes/rl_empathy.py's paper preset from the QLoRA run, with a
         stand-in reward (reply length): EMP-EVAL's MiniLM is not carried to the GPU machine."""
-        import inspect
-
         from transformers import TrainerCallback
 
-        path = REPO / "recipes" / "rl_empathy.py"
-        if not path.is_file():
-            raise Skip("recipes/rl_empathy.py does not exist yet (issue 10): no GRPO step to time")
+        from therapy_align.rl.grpo import make_trainer
+
         sft = self.runs.get("qlora") or self.runs.get("bf16_lora")
         if sft is None:
             raise Skip("no SFT run to start from (neither qlora nor bf16_lora ran)")
-        spec = importlib.util.spec_from_file_location("gpu_check_rl_empathy", path)
-        recipe = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = recipe
-        spec.loader.exec_module(recipe)
-        if "reward_funcs" not in inspect.signature(recipe.make_trainer).parameters:
-            raise Skip("recipes/rl_empathy.py's make_trainer takes no reward_funcs= yet (needed to run without "
-                       "EMP-EVAL's MiniLM on the GPU machine; see /work/coord/issue10-notes.md)")
+        recipe = _recipe("rl_empathy")
         quant = "4bit" if self.cuda else "none"
         argv = [f"--model.sft_run={sft}", f"--model.quantization={quant}", f"--runs_dir={self.work / 'runs'}",
-                "--name=grpo", "--grpo.max_steps=1", "--grpo.wandb=false", "--grpo.save_steps=100000"]
+                "--name=grpo", "--grpo.max_steps=1", "--run.wandb=false", "--grpo.save_steps=100000"]
         if not self.cuda:
             argv += ["--model.dtype=float32", "--grpo.optim=adamw_torch", "--grpo.max_completion_length=8",
                      "--grpo.num_generations=2", "--grpo.per_device_train_batch_size=2",
@@ -549,7 +536,7 @@ class Check:
             return [min(len(str(c)), 1000) / 1000 for c in completions]
 
         t_load = time.perf_counter()
-        trainer = recipe.make_trainer(cfg, run_dir, reward_funcs=[length_reward])[0]
+        trainer = make_trainer(cfg, run_dir, reward_funcs=[length_reward])[0]
         load_s = time.perf_counter() - t_load
         model = trainer.model  # what TRL unwraps and calls .generate on (the PeftModel)
         spent = {"generate_s": 0.0, "calls": 0}
@@ -767,6 +754,18 @@ def write_docs(results_path: Path, docs: Path = DOCS) -> None:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _recipe(name: str):
+    """A recipe script's module, for its presets (values of the stage's config type)."""
+    recipes = str(REPO / "recipes")
+    if recipes not in sys.path:  # as `python recipes/x.py` has it: a recipe may import a sibling's presets
+        sys.path.insert(0, recipes)
+    spec = importlib.util.spec_from_file_location(f"gpu_check_{name}", REPO / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _default_workdir(dry: bool) -> Path:

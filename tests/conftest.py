@@ -23,6 +23,9 @@ def load_recipe_module(path: Path, name: str):
     import importlib.util
     import sys
 
+    folder = str(Path(path).resolve().parent)
+    if folder not in sys.path:  # as `python recipes/x.py` does: a recipe may import its sibling's presets
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules

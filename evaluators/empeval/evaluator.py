@@ -56,19 +56,6 @@ def sentence_runs(text: str, longest: int) -> list[str]:
     return [" ".join(sentences[i : i + k]) for k in range(1, longest + 1) for i in range(len(sentences) - k + 1)]
 
 
-PUBLISHED_VARIANT = "whole_reply_dev_offsets"
-
-
-def read_out_variants(gate, offsets) -> dict:
-    """The test read-outs every artifact's metrics.json reports (`variants`), as `score_variants`
-    takes them: name -> (fit gate on?, offsets). PUBLISHED_VARIANT is the published path
-    (`Evaluator.score`); the others drop the gate, the offsets or both."""
-    offsets = np.asarray(offsets, dtype=np.float64)
-    zero = np.zeros_like(offsets)
-    return {"whole_reply_no_gate_no_offsets": (False, zero), "whole_reply_no_offsets": (gate, zero),
-            "whole_reply_no_gate_dev_offsets": (False, offsets), PUBLISHED_VARIANT: (gate, offsets)}
-
-
 def gate_by_fit(logits: np.ndarray, fit_logits: np.ndarray, gate: bool) -> np.ndarray:
     """(mechanisms, views, levels) log-probabilities. With `gate`, a specific (level-2)
     interpretation or exploration counts only if the response fits the post: P(2) *= P(fits) and
@@ -123,7 +110,8 @@ class Evaluator:
         in it. Per window and per run, not per reply: a specific sentence after 200 tokens of
         unrelated text fits the post as well as that sentence alone, while the embedding of the
         whole reply, or of a window half filled with the unrelated text, is mostly that text
-        (the probe's `late_empathy` kept EX level 2 for 45% of the seekers with a per-reply gate)."""
+        (with a per-reply gate the probe's `late_empathy` lost the sentence's EX level for about half
+        of the seekers; docs/research/evaluator-studies.md)."""
         texts, candidate_view = [], []
         for view, (owner, (start, end)) in enumerate(zip(owners, spans)):
             whole = responses[owner]
@@ -192,32 +180,53 @@ class Evaluator:
     ) -> dict[str, EmpathyScores]:
         """One forward pass, several read-outs: `variants` maps a name to (fit gate on?, offsets
         array (mechanisms, levels)). `score` is the artifact's own variant."""
-        from empeval.windows import combine_views
+        views = self.view_outputs(seekers, responses, batch_size, gated=any(g for g, _ in variants.values()))
+        return {name: views.read_out(gate, offsets) for name, (gate, offsets) in variants.items()}
 
+    def view_outputs(self, seekers: Sequence[str], responses: Sequence[str], batch_size: int | None = None,
+                     gated: bool = True) -> "ViewOutputs":
+        """The model's outputs on every view of the pairs (one forward pass), to be read out with or
+        without the gate and with any offsets (`ViewOutputs.read_out`). `gated=False` skips the
+        cosine gate's sentence embeddings when no gated read-out will be asked for."""
         if len(seekers) != len(responses):
             raise ValueError(f"{len(seekers)} seeker posts but {len(responses)} responses")
-        batch_size = batch_size or self.batch_size
-        n = len(seekers)
-        to_run = [i for i in range(n) if responses[i] and responses[i].strip()]
-        if to_run:
-            raw, fit, owners = self._view_outputs([seekers[i] or "" for i in to_run], [responses[i] for i in to_run],
-                                                  batch_size, any(g for g, _ in variants.values()))
-        results = {}
-        for name, (gate, offsets) in variants.items():
-            probabilities = np.zeros((len(MECHANISMS), n, len(LEVELS)), dtype=np.float64)
-            probabilities[:, :, :] = EMPTY_RESPONSE_PROBABILITIES
-            levels = np.zeros((len(MECHANISMS), n), dtype=np.int64)
-            if to_run:
-                logits = gate_by_fit(raw, fit, gate) + np.asarray(offsets, dtype=np.float64)[:, None, :]
-                for m_index in range(len(MECHANISMS)):
-                    lv, pr = combine_views(logits[m_index], owners, len(to_run))
-                    levels[m_index, to_run] = lv
-                    probabilities[m_index, to_run] = pr
-            results[name] = EmpathyScores(
-                levels={m: levels[k].tolist() for k, m in enumerate(MECHANISMS)},
-                probabilities={m: probabilities[k].round(6).tolist() for k, m in enumerate(MECHANISMS)},
-            )
-        return results
+        to_run = [i for i in range(len(seekers)) if responses[i] and responses[i].strip()]
+        if not to_run:
+            return ViewOutputs(len(seekers), to_run)
+        raw, fit, owners = self._view_outputs([seekers[i] or "" for i in to_run], [responses[i] for i in to_run],
+                                              batch_size or self.batch_size, gated)
+        return ViewOutputs(len(seekers), to_run, raw, fit, owners)
+
+
+@dataclass(frozen=True)
+class ViewOutputs:
+    """Level logits (mechanisms, views, levels) and fits-the-post logits (views,) of the non-empty
+    pairs `to_run` among `n`, and the pair (index into `to_run`) each view belongs to."""
+
+    n: int
+    to_run: list[int]
+    raw: np.ndarray | None = None
+    fit: np.ndarray | None = None
+    owners: list[int] | None = None
+
+    def read_out(self, gate: bool, offsets) -> EmpathyScores:
+        """Whole-reply levels and probabilities with the gate on or off and these decision offsets
+        (mechanisms, levels); an empty response scores EMPTY_RESPONSE_PROBABILITIES."""
+        from empeval.windows import combine_views
+
+        probabilities = np.zeros((len(MECHANISMS), self.n, len(LEVELS)), dtype=np.float64)
+        probabilities[:, :, :] = EMPTY_RESPONSE_PROBABILITIES
+        levels = np.zeros((len(MECHANISMS), self.n), dtype=np.int64)
+        if self.to_run:
+            logits = gate_by_fit(self.raw, self.fit, gate) + np.asarray(offsets, dtype=np.float64)[:, None, :]
+            for m_index in range(len(MECHANISMS)):
+                lv, pr = combine_views(logits[m_index], self.owners, len(self.to_run))
+                levels[m_index, self.to_run] = lv
+                probabilities[m_index, self.to_run] = pr
+        return EmpathyScores(
+            levels={m: levels[k].tolist() for k, m in enumerate(MECHANISMS)},
+            probabilities={m: probabilities[k].round(6).tolist() for k, m in enumerate(MECHANISMS)},
+        )
 
 
 def load(path: str | os.PathLike = "artifacts/empeval", batch_size: int = 64, int8: bool = False) -> Evaluator:

@@ -8,8 +8,8 @@ training seeker's post), turns it into P(fits). `Evaluator.score` gates a specif
 interpretation or exploration with it (see `empeval.evaluator.gate_by_fit`).
 
 Why not the cross-encoder's own fits-the-post head: trained one epoch with the lower layers
-frozen (the fast recipe), it learned nothing (P(fits) 0.647 on real and 0.642 on shuffled test
-pairs, measured); the sentence encoder separates them without any training.
+frozen (the fast recipe), it did not tell real from shuffled test pairs
+(docs/research/evaluator-studies.md); the sentence encoder separates them without any training.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def copied_fraction(seekers: Sequence[str], responses: Sequence[str], n: int = C
 
     Why the gate needs it: a reply that restates the post has a cosine near 1 with it, so the
     cosine alone calls it a perfect fit, and its first-person feelings read as interpretations
-    (the probe's `copy_seeker` scored 990 against 710 for the real replies). Restating is not
+    (the probe's `copy_seeker` scored above the real replies without this guard). Restating is not
     interpreting: `Evaluator` multiplies P(fits) by (1 - this share). Replies shorter than n
     words have no n-gram and count as not copied."""
     out = np.zeros(len(responses), dtype=np.float64)

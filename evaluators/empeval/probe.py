@@ -103,23 +103,6 @@ def _row(name: str, scores, reference: dict[str, float] | None, against: str) ->
     return row
 
 
-def seeker_shuffle_drop(evaluator, seekers, responses, sp_ids, seed: int = 0) -> dict:
-    """Mean level of real pairs vs the same responses after other seekers' posts, and the drop in %."""
-    return shuffle_drop(
-        evaluator.score(list(seekers), list(responses)),
-        evaluator.score(shuffled_seekers(list(seekers), list(sp_ids), seed), list(responses)),
-    )
-
-
-def shuffle_drop(real_scores, shuffled_scores) -> dict:
-    real, shuffled = mean_levels(real_scores), mean_levels(shuffled_scores)
-    return {
-        m: {"real": real[m], "shuffled": shuffled[m],
-            "drop_percent": 100.0 * (real[m] - shuffled[m]) / real[m] if real[m] else None}
-        for m in MECHANISMS
-    }
-
-
 def run_probes(evaluator, seekers: list[str], responses: list[str], sp_ids: list[str], seed: int = 0) -> list[dict]:
     """One row per probe (see the module docstring)."""
     n = len(seekers)

@@ -1,4 +1,13 @@
-"""`empeval train`: fit with the Lightning Trainer, test the best checkpoint, publish the artifact."""
+"""`empeval train`: fit -> calibrate -> tune offsets -> publish.
+
+`fit` trains with the Lightning Trainer and tests the best checkpoint, `calibrate` fits the
+fits-the-post gate on training pairs, `tune_decision_offsets` chooses the IP/EX offsets on dev, and
+`publish` scores the test split through the published path (`Evaluator.score`) and writes the
+artifact atomically. Studies add their own test read-outs through `train(..., read_outs=...)`:
+each callable receives the `TestOutputs` and returns metrics merged into metrics.json
+(research/empeval/training_read_outs.py holds the read-out variants, EPITOME's per-batch read-out
+and the seeker-shuffle drops; recipes/empeval_train.py passes them).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,8 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -20,7 +31,7 @@ from therapy_align.errors import UserError
 from empeval.artifact import write_artifact_dir
 from empeval.config import TrainConfig
 from empeval.datamodule import EpitomeDataModule
-from empeval.evaluator import GATED
+from empeval.evaluator import GATED, EmpathyScores, Evaluator, ViewOutputs
 from empeval.mechanisms import MECHANISMS
 from empeval.model import EmpathyLightningModule
 
@@ -59,8 +70,9 @@ def tune_offsets(view_logits: np.ndarray, owners, labels: np.ndarray, mechanisms
 
     Only the gated mechanisms by default: their offsets give back to level 2 what the fit gate
     takes from real pairs that fit imperfectly. An ungated mechanism keeps the argmax of the
-    class-weighted model: dev has 153 pairs (~5 of a rare level), and offsets tuned on it cost
-    emotional reactions 2.6 points of test macro-F1 (seed 0, 3 epochs; docs/evaluator.md)."""
+    class-weighted model: dev has 153 pairs (~5 of a rare level), too few to tune emotional
+    reactions' offsets without losing test F1 (docs/research/evaluator-studies.md, "Decision offsets
+    and the gate")."""
     from empeval.windows import combine_views
 
     result = []
@@ -125,17 +137,24 @@ def _check_resumable(work: Path, config: TrainConfig, restart: bool) -> None:
     saved.write_text(json.dumps(config.to_json(), indent=2))
 
 
-def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False, progress: bool = True) -> Path:
-    """Train, test and write the artifact to `out` (atomically). Returns `out`.
+@dataclass(frozen=True)
+class Fitted:
+    """The best checkpoint of a fit, with its data and how the fit went."""
 
-    Checkpoints live in `<out>.checkpoints/` while training; rerunning the same command after an
-    interruption resumes from its last.ckpt. They are removed once the artifact is published.
-    """
-    out = Path(out)
-    work = checkpoint_dir(out)
-    _check_resumable(work, config, restart)
+    model: torch.nn.Module  # EmpathyClassifier, in eval mode
+    data: EpitomeDataModule
+    class_weights: list[list[float]]
+    best_epoch: int
+    dev_macro_f1_mean: float | None  # the checkpoint's (argmax, truncated): what settings should be compared by
+    lightning_test: dict  # Lightning's test pass of the best checkpoint: "test/<mechanism>/<metric>" (truncated, argmax)
+    fit_seconds: float
+    resumed: bool  # fit_seconds then covers only the resumed part
+    accelerator: str
+
+
+def fit(config: TrainConfig, work: Path, *, progress: bool = True) -> Fitted:
+    """Train with checkpoints in `work` (resuming from its last.ckpt), load the best one, test it."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-
     data = EpitomeDataModule(config)
     data.prepare_data()
     data.setup("fit")
@@ -176,100 +195,134 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
     else:
         best_epoch = trainer.current_epoch
     results = trainer.test(module, datamodule=data, verbose=False)[0]
-    model = module.model.eval()
+    return Fitted(model=module.model.eval(), data=data, class_weights=weights, best_epoch=best_epoch,
+                  dev_macro_f1_mean=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+                  lightning_test=results, fit_seconds=fit_seconds, resumed=resume is not None,
+                  accelerator=type(trainer.accelerator).__name__)
 
-    frame = data.frame
-    labels_all = frame[list(MECHANISMS)].to_numpy()
 
-    def split_texts(split):
-        rows = data.split_rows[split]
-        if limit or config.fast_dev_run:  # smoke runs: a few pairs only
-            rows = rows[: max(1, (limit or 1)) * config.batch_size]
-        return frame["seeker_post"].iloc[rows].tolist(), frame["response_post"].iloc[rows].tolist(), labels_all[rows]
+def is_partial(config: TrainConfig) -> bool:
+    """Smoke runs (a few batches) read out a few pairs of each split and calibrate on fewer."""
+    return bool(config.limit_batches or config.fast_dev_run)
 
-    from empeval.epitome_protocol import protocol_read_out
-    from empeval.evaluator import PUBLISHED_VARIANT, Evaluator, read_out_variants
-    from empeval.probe import shuffle_drop, shuffled_seekers
 
-    gate = fit_gate(config)
-    calibration = None
-    if gate == "cosine":
-        from empeval.fit import PostFit, calibrate_on_training_pairs
+def split_pairs(config: TrainConfig, data: EpitomeDataModule, split: str):
+    """(seekers, responses, labels (pairs, mechanisms), sp_ids) of a split (its first few pairs in
+    a smoke run)."""
+    rows = data.split_rows[split]
+    if is_partial(config):
+        rows = rows[: max(1, config.limit_batches or 1) * config.batch_size]
+    frame = data.frame.iloc[rows]
+    return (frame["seeker_post"].tolist(), frame["response_post"].tolist(), frame[list(MECHANISMS)].to_numpy(),
+            frame["sp_id"].tolist())
 
-        post_fit = PostFit()
-        smoke = bool(limit or config.fast_dev_run)  # smoke runs: a small calibration set
-        calibration = calibrate_on_training_pairs(post_fit, frame, data.split_rows["train"], config.seed,
-                                                  n=32 if smoke else 300)
-    settings = {"max_length": config.max_length, "fit_gate": gate, "fit_calibration": calibration}
-    evaluator = Evaluator(model, data.tokenizer, settings)
-    if calibration:
-        evaluator._post_fit = post_fit
-    offsets = [[0.0, 0.0, 0.0] for _ in MECHANISMS]
-    if config.tune_offsets:
-        dev_seekers, dev_responses, dev_labels = split_texts("dev")
-        offsets = tune_offsets(*evaluator.gated_view_logits(dev_seekers, dev_responses), dev_labels,
-                               mechanisms=GATED if gate else (), max_level_2=config.max_gated_level_2_offset)
-    tuned_offsets = np.asarray(offsets)
-    # One forward pass per set of pairs; the variants are read-outs of the same logits.
-    test_seekers, test_responses, test_labels = split_texts("test")
-    test = evaluator.score_variants(test_seekers, test_responses, read_out_variants(gate, tuned_offsets))
-    test_sp_ids = frame["sp_id"].iloc[data.split_rows["test"]].tolist()[: len(test_seekers)]
-    shuffled = evaluator.score_variants(
-        shuffled_seekers(test_seekers, test_sp_ids, config.seed), test_responses,
-        {"gated": (gate, tuned_offsets), "ungated": (False, tuned_offsets)},
-    )
-    shuffle = shuffle_drop(test[PUBLISHED_VARIANT], shuffled["gated"])
-    shuffle_ungated = shuffle_drop(test["whole_reply_no_gate_dev_offsets"], shuffled["ungated"])
-    variants = {name: split_metrics_of(scores, test_labels) for name, scores in test.items()}
-    tuned = variants[PUBLISHED_VARIANT]
 
+def calibrate(config: TrainConfig, data: EpitomeDataModule) -> dict | None:
+    """The cosine gate's calibration (`empeval.fit`) on training pairs; None for another gate."""
+    if fit_gate(config) != "cosine":
+        return None
+    from empeval.fit import PostFit, calibrate_on_training_pairs
+
+    return calibrate_on_training_pairs(PostFit(), data.frame, data.split_rows["train"], config.seed,
+                                       n=32 if is_partial(config) else 300)
+
+
+def tune_decision_offsets(config: TrainConfig, evaluator: Evaluator, dev) -> list[list[float]]:
+    """The decision offsets of the artifact: tuned on dev (`tune_offsets`) for the gated
+    mechanisms when the gate is on, zero otherwise or with `tune_offsets` off."""
+    if not config.tune_offsets:
+        return [[0.0, 0.0, 0.0] for _ in MECHANISMS]
+    seekers, responses, labels, _ = dev
+    return tune_offsets(*evaluator.gated_view_logits(seekers, responses), labels,
+                        mechanisms=GATED if evaluator.fit_gate else (), max_level_2=config.max_gated_level_2_offset)
+
+
+@dataclass(frozen=True)
+class TestOutputs:
+    """What a read-out of `train(..., read_outs=...)` receives: the evaluator as published and its
+    test split, scored once. `views.read_out(gate, offsets)` reads the same forward pass out with the
+    gate and offsets of one's choice; `published` is `views.read_out(evaluator.fit_gate,
+    evaluator.offsets)`, what `Evaluator.score` gives."""
+
+    config: TrainConfig
+    evaluator: Evaluator
+    seekers: list[str]
+    responses: list[str]
+    labels: np.ndarray  # (pairs, mechanisms)
+    sp_ids: list[str]
+    views: ViewOutputs
+    published: EmpathyScores
+    lightning_test: dict  # Fitted.lightning_test
+
+
+ReadOut = Callable[[TestOutputs], dict]
+
+
+def publish(out: Path, config: TrainConfig, fitted: Fitted, evaluator: Evaluator, offsets, calibration,
+            read_outs: Sequence[ReadOut] = ()) -> dict:
+    """Score the test split through the published path, add the read-outs' metrics, write the
+    artifact to `out` atomically; returns metrics.json's content."""
+    data = fitted.data
+    seekers, responses, labels, sp_ids = split_pairs(config, data, "test")
+    views = evaluator.view_outputs(seekers, responses, gated=evaluator.fit_gate)
+    published = views.read_out(evaluator.fit_gate, evaluator.offsets)
+    headline = split_metrics_of(published, labels)
     metrics = {
         "split": "test",
-        "n_pairs": len(data.datasets["test"]) if not (config.fast_dev_run or limit) else None,
-        "partial_test_split": bool(config.fast_dev_run or limit),
-        # Headline: the published scoring path (whole replies, decision offsets), i.e. exactly what
+        "n_pairs": None if is_partial(config) else len(data.datasets["test"]),
+        "partial_test_split": is_partial(config),
+        # The published scoring path (whole replies, decision offsets), i.e. exactly what
         # empeval.load(artifact).score gives on the test split.
-        **tuned,
-        "macro_f1_mean": float(np.mean([tuned[m]["macro_f1"] for m in MECHANISMS])),
+        **headline,
+        "macro_f1_mean": float(np.mean([headline[m]["macro_f1"] for m in MECHANISMS])),
         "decision_offsets": dict(zip(MECHANISMS, offsets)),
-        "variants": {
-            "truncated_128_no_offsets": {
-                m: {"accuracy": float(results[f"test/{m}/accuracy"]), "macro_f1": float(results[f"test/{m}/macro_f1"])}
-                for m in MECHANISMS
-            },
-            **variants,
-        },
-        # EPITOME's own read-out (mean of per-batch macro-F1) of every variant: the definition
-        # behind the F1 anchors, not comparable with the headline (empeval/epitome_protocol.py).
-        "epitome_protocol": {name: protocol_read_out(scores.levels, test_labels) for name, scores in test.items()},
-        "seeker_shuffle": shuffle,
-        "seeker_shuffle_without_fit_gate": shuffle_ungated,
+    }
+    outputs = TestOutputs(config=config, evaluator=evaluator, seekers=seekers, responses=responses, labels=labels,
+                          sp_ids=sp_ids, views=views, published=published, lightning_test=fitted.lightning_test)
+    for read_out in read_outs:
+        extra = read_out(outputs)
+        clash = sorted(set(extra) & set(metrics))
+        if clash:
+            raise ValueError(f"read-out {getattr(read_out, '__name__', read_out)} would replace {clash}")
+        metrics.update(extra)
+    metrics.update({
         "n_mismatched_train_pairs": data.n_mismatched,
-        "best_epoch": best_epoch,
-        # The checkpoint's mean dev macro-F1 (argmax, truncated): what a comparison of settings
-        # should choose by, since the test split is the one reported.
-        "dev_macro_f1_mean": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
-        "fit_seconds": round(fit_seconds, 1),
-        "resumed": resume is not None,  # fit_seconds then covers only the resumed part
+        "best_epoch": fitted.best_epoch,
+        "dev_macro_f1_mean": fitted.dev_macro_f1_mean,
+        "fit_seconds": round(fitted.fit_seconds, 1),
+        "resumed": fitted.resumed,
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "accelerator": type(trainer.accelerator).__name__,
+            "accelerator": fitted.accelerator,
         },
-    }
-    write_artifact_dir(
-        out,
-        model=model,
-        decision_offsets=offsets,
-        fit_gate=gate,
-        fit_calibration=calibration,
-        tokenizer=data.tokenizer,
-        config=config,
-        class_weights=weights,
-        split=data.split_rp_ids(),
-        metrics=metrics,
-    )
+    })
+    write_artifact_dir(out, model=fitted.model, decision_offsets=offsets, fit_gate=evaluator.settings["fit_gate"],
+                       fit_calibration=calibration, tokenizer=data.tokenizer, config=config,
+                       class_weights=fitted.class_weights, split=data.split_rp_ids(), metrics=metrics)
+    return metrics
+
+
+def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False, progress: bool = True,
+          read_outs: Sequence[ReadOut] = ()) -> Path:
+    """Fit, calibrate, tune offsets and publish the artifact to `out` (atomically). Returns `out`.
+
+    Checkpoints live in `<out>.checkpoints/` while training; rerunning the same command after an
+    interruption resumes from its last.ckpt. They are removed once the artifact is published.
+    `read_outs`: extra test read-outs merged into metrics.json (see `TestOutputs`).
+    """
+    out = Path(out)
+    work = checkpoint_dir(out)
+    _check_resumable(work, config, restart)
+    fitted = fit(config, work, progress=progress)
+    calibration = calibrate(config, fitted.data)
+    settings = {"max_length": config.max_length, "fit_gate": fit_gate(config), "fit_calibration": calibration}
+    tokenizer = fitted.data.tokenizer
+    offsets = tune_decision_offsets(config, Evaluator(fitted.model, tokenizer, settings),
+                                    split_pairs(config, fitted.data, "dev"))
+    evaluator = Evaluator(fitted.model, tokenizer, {**settings, "decision_offsets": dict(zip(MECHANISMS, offsets))})
+    publish(out, config, fitted, evaluator, offsets, calibration, read_outs)
     shutil.rmtree(work, ignore_errors=True)
     return out

@@ -7,6 +7,10 @@
     miti.summarise(labels)                         # {"r_q", "pct_complex_reflections", "pct_open_questions", ...}
     miti.mi_consistency(classifier, clients, replies)   # RL credit per reply (miti.reward)
 
+    from miti.config import TrainConfig
+    from miti.training import train
+    train(TrainConfig(), "artifacts/miti")         # what `therapy-align miti train` runs (overrides: --train.max_epochs=...)
+
 Heavy modules (torch, transformers, lightning) load on first use, so `import miti` stays cheap.
 """
 
@@ -16,11 +20,13 @@ from miti.labels import LABELS
 from miti.reward import MI_CONSISTENCY_WEIGHTS, expected_credit, mi_consistency
 from miti.summary import COLUMNS, THRESHOLDS, rating, summarise
 
-__all__ = ["COLUMNS", "LABELS", "MI_CONSISTENCY_WEIGHTS", "THRESHOLDS", "BehaviourPredictor", "expected_credit", "load",
-           "mi_consistency", "rating", "summarise"]
+DEFAULT_ARTIFACT = "artifacts/miti"  # where `miti train` writes and every scorer looks, relative to the working directory
+
+__all__ = ["COLUMNS", "DEFAULT_ARTIFACT", "LABELS", "MI_CONSISTENCY_WEIGHTS", "THRESHOLDS", "BehaviourPredictor",
+           "expected_credit", "load", "mi_consistency", "rating", "summarise"]
 
 
-def load(path="artifacts/miti", batch_size: int = 64):
+def load(path=DEFAULT_ARTIFACT, batch_size: int = 64):
     """The trained classifier in ``path``; see :class:`miti.predictor.BehaviourPredictor`."""
     from miti.predictor import load as load_predictor
 

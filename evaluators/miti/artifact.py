@@ -5,7 +5,7 @@ Layout of `artifacts/miti/`:
   config.json, model.safetensors   the (frozen) encoder, a plain transformers model
   tokenizer files                  its tokenizer
   miti_head.safetensors            the head over LABELS (`miti.model.make_head`)
-  miti_config.json                 labels, max_length, layers, head shape, class weights, the recipe's config
+  miti_config.json                 labels, max_length, layers, head shape, class weights, the TrainConfig
   split.json                       transcript ids of train / dev / test
   metrics.json                     classifier and baselines: per-class F1, macro-F1; MITI check
   test_predictions.jsonl           one line per test turn: id, transcript_id, quality, label,
@@ -112,7 +112,7 @@ def read_artifact(path: str | os.PathLike):
 
 
 def settings_of(cfg, class_weights: list[float], in_features: int) -> dict:
-    """miti_config.json's content from the recipe's config."""
+    """miti_config.json's content from the :class:`~miti.config.TrainConfig` trained (kept under ``recipe``)."""
     m = cfg.model
     return {"max_length": m.max_length, "layers": list(m.layers), "in_features": in_features, "hidden": m.hidden,
             "dropout": m.dropout, "class_weights": class_weights, "recipe": jsonable(cfg)}

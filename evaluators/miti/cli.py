@@ -9,11 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 
+import miti
 from therapy_align.errors import exit_on_user_error
 
 app = typer.Typer(no_args_is_help=True, help="MITI: MI-behaviour classifier and MITI 4.2.1 summary scores.")
 
-DEFAULT_ARTIFACT = Path("artifacts/miti")
+DEFAULT_ARTIFACT = Path(miti.DEFAULT_ARTIFACT)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -21,15 +22,27 @@ DEFAULT_ARTIFACT = Path("artifacts/miti")
 def train(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = DEFAULT_ARTIFACT,
-    preset: Annotated[str, typer.Option(help="default (~10 min on 2 CPU cores) or fast (a slice).")] = "default",
     restart: Annotated[bool, typer.Option(help="Discard checkpoints of an interrupted run instead of resuming.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train the classifier (recipes/miti_train.py); further --dotted.key=value arguments override its config."""
-    from miti.training import load_recipe
+    """Train the classifier (~10 min on 2 CPU cores); --data.*, --model.*, --train.* (=value) override
+    fields of miti.config.TrainConfig, e.g. --train.max_epochs=20. The presets (a fast slice) are in
+    recipes/miti_train.py; a rerun after a kill resumes."""
+    from miti.config import TrainConfig
+    from therapy_align.errors import UserError
+    from therapy_align.overrides import apply_overrides
 
-    argv = [f"--preset={preset}", f"--out={out}", f"--progress={progress}", f"--restart={restart}", *ctx.args]
-    load_recipe().main(argv)
+    if any(arg.partition("=")[0] == "--preset" for arg in ctx.args):
+        raise UserError("presets are chosen in recipes/miti_train.py, not by this command", field="--preset",
+                        fix="pass the fields instead (fast: --data.max_train_turns=192 --data.max_eval_turns=64 "
+                            "--model.max_length=48 --train.max_epochs=5), or run "
+                            "`python recipes/miti_train.py --preset fast` from a checkout")
+    cfg = apply_overrides(TrainConfig(), ctx.args)  # unknown keys and bad values fail here, before anything loads
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from miti.training import train as train_classifier
+
+    written = train_classifier(cfg, out, restart=restart, progress=progress)
+    typer.echo(f"wrote {written}; results: {written}/metrics.json")
 
 
 @app.command()
@@ -50,7 +63,7 @@ def score(
     from rich.progress import Progress
 
     from miti.predictor import load
-    from miti.scoring import read_turns, score_turns
+    from therapy_align.evaluation.scorers.miti import read_turns, score_turns
 
     total = len(read_turns(in_path, lenient=lenient)[0])  # validates the input before loading the model
     predictor = load(model, batch_size=batch_size)  # the input was valid: now load the model

@@ -22,7 +22,7 @@ LABEL_INDEX = {label: index for index, label in enumerate(LABELS)}
 
 
 class TurnDataModule(L.LightningDataModule):
-    """``cfg`` is the recipe's config (``recipes/miti_train.py``); ``cache_dir``, where features are cached."""
+    """``cfg``: a :class:`miti.config.TrainConfig`; ``cache_dir``: where features are cached."""
 
     def __init__(self, cfg, cache_dir: Path, *, progress: bool = True):
         super().__init__()

@@ -34,7 +34,7 @@ def _metrics(side: str) -> MetricCollection:
 
 
 class BehaviourModule(L.LightningModule):
-    """``model_cfg``/``train_cfg``: the recipe's ``model`` and ``train`` sections."""
+    """``model_cfg``/``train_cfg``: the ``model`` and ``train`` sections of a :class:`miti.config.TrainConfig`."""
 
     # EMP-EVAL's AdamW (no decay on biases and norms) + linear warm-up schedule; it reads
     # self.model and self.config.{learning_rate, weight_decay, warmup_fraction}. Its steps call

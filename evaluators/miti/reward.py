@@ -14,7 +14,8 @@ import numpy as np
 
 from miti.labels import LABELS
 
-# Choice (issue 11): complex reflection 1.0 > simple 0.6 > open question 0.2 > input/other 0 > closed -0.4.
+# Choice, in MITI's order of preference: complex reflection 1.0 > simple 0.6 > open question 0.2 >
+# input/other 0 > closed question -0.4 (closed questions pull R:Q and open % down).
 MI_CONSISTENCY_WEIGHTS: Mapping[str, float] = {
     "reflection_complex": 1.0,
     "reflection_simple": 0.6,

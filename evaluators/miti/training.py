@@ -1,6 +1,7 @@
-"""`miti train`: fit with the Lightning Trainer (checkpoint on dev macro-F1, resumable), predict
-the test split, fit the baselines on the same split, check MITI scores against the experts, and
-publish the artifact. The recipe (`recipes/miti_train.py`) holds the configuration."""
+"""Training the MI-behaviour classifier: :func:`train` fits with the Lightning Trainer (checkpoint on
+dev macro-F1, resumable), predicts the test split, fits the baselines on the same split, checks
+MITI scores against the experts, and publishes the artifact. It takes a :class:`miti.config.TrainConfig`;
+`therapy-align miti train` and `recipes/miti_train.py` (the presets) both call it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from transformers import AutoModel
 from empeval.training import checkpoint_dir, class_weights
 from miti import baselines
 from miti.artifact import settings_of, write_artifact
+from miti.config import ModelConfig, TrainConfig
 from miti.datamodule import TurnDataModule
 from miti.labels import LABELS
 from miti.model import BehaviourModule
@@ -28,14 +30,14 @@ from therapy_align.errors import UserError
 from therapy_align.files import canonical_json
 
 FEATURE_CACHE = ".miti-features"  # beside the artifact; remove it to recompute
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "miti_train.py"
 
 # The classifier's R:Q and %CR on the held-out high-quality transcripts must be this close
-# (relative) to the experts' values on the same transcripts (issue 11).
+# (relative) to the experts' values on the same transcripts for its MITI columns to stand in for
+# expert coding in reports.
 MITI_TOLERANCE = 0.20
 
 
-def _resumable(work: Path, cfg, restart: bool) -> None:
+def _resumable(work: Path, cfg: TrainConfig, restart: bool) -> None:
     """Checkpoints of a run with another config would mix two runs: refuse unless --restart, which
     discards them."""
     stamp, made_from = work / "recipe.json", canonical_json({"data": cfg.data, "model": cfg.model, "train": cfg.train})
@@ -69,38 +71,24 @@ def miti_check(test, predicted: list[str]) -> dict:
     }
 
 
-def check_config(cfg) -> None:
-    """Values that would fail late or silently (a slice of 0 turns, a negative epoch count) fail first."""
-    d, m, t = cfg.data, cfg.model, cfg.train
-    for name, value, low in (("data.max_train_turns", d.max_train_turns, 1), ("data.max_eval_turns", d.max_eval_turns, 1),
-                             ("model.max_length", m.max_length, 8), ("model.hidden", m.hidden, 1),
-                             ("train.max_epochs", t.max_epochs, 1), ("train.batch_size", t.batch_size, 1),
-                             ("train.limit_batches", t.limit_batches, 0), ("train.threads", t.threads, 0)):
-        if value is not None and value < low:
-            raise UserError(f"must be at least {low}, got {value}", field=name)
-    if not 0 < d.dev_fraction < 1:
-        raise UserError(f"must be between 0 and 1, got {d.dev_fraction}", field="data.dev_fraction")
-    if not 0 <= m.dropout < 1:
-        raise UserError(f"must be in [0, 1), got {m.dropout}", field="model.dropout")
-    if not m.layers or any(layer < 1 for layer in m.layers):
-        raise UserError(f"give encoder layers numbered from 1, got {m.layers}", field="model.layers")
-    if t.learning_rate <= 0:
-        raise UserError(f"must be positive, got {t.learning_rate}", field="train.learning_rate")
+def check_backbone(model: ModelConfig) -> None:
+    """The encoder must exist and have the layers asked for (read from its config, so checked here,
+    not with the ranges in :class:`~miti.config.ModelConfig`)."""
     from transformers import AutoConfig
 
     try:
-        depth = AutoConfig.from_pretrained(m.backbone).num_hidden_layers
+        depth = AutoConfig.from_pretrained(model.backbone).num_hidden_layers
     except (OSError, ValueError) as err:
-        raise UserError(f"cannot read the encoder ({str(err).splitlines()[0][:160]})", file=m.backbone,
+        raise UserError(f"cannot read the encoder ({str(err).splitlines()[0][:160]})", file=model.backbone,
                         field="model.backbone") from None
-    if max(m.layers) > depth:
-        raise UserError(f"the encoder has {depth} layers, got {m.layers}", field="model.layers")
+    if max(model.layers) > depth:
+        raise UserError(f"the encoder has {depth} layers, got {model.layers}", field="model.layers")
 
 
-def train(cfg, out: str | os.PathLike, *, restart: bool = False, progress: bool = True) -> Path:
+def train(cfg: TrainConfig, out: str | os.PathLike, *, restart: bool = False, progress: bool = True) -> Path:
     """Train, test and write the artifact to ``out`` (atomically); rerunning resumes from the last
-    checkpoint in ``<out>.checkpoints/``, removed once the artifact is published."""
-    check_config(cfg)
+    checkpoint in ``<out>.checkpoints/`` (``restart`` discards them), removed once the artifact is published."""
+    check_backbone(cfg.model)
     out, t = Path(out), cfg.train
     work = checkpoint_dir(out)
     _resumable(work, cfg, restart)
@@ -165,29 +153,3 @@ def train(cfg, out: str | os.PathLike, *, restart: bool = False, progress: bool 
                    split=data.split, metrics=metrics, predictions=lines)
     shutil.rmtree(work, ignore_errors=True)
     return out
-
-
-
-
-def load_recipe():
-    """recipes/miti_train.py as a module (recipes are scripts; the config lives there)."""
-    import importlib.util
-    import sys
-
-    if not RECIPE.is_file():
-        raise UserError("recipe not found", file=RECIPE, fix="run from a source checkout (pip install -e .)")
-    spec = importlib.util.spec_from_file_location("miti_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-def quick_artifact(out: Path, *, progress: bool = False) -> Path:
-    """The recipe's fast preset (a slice, about a minute) at ``out``, trained once and reused."""
-    from miti.artifact import read_settings
-
-    if (out / "miti_config.json").is_file():
-        read_settings(out)
-        return out
-    return train(load_recipe().FAST, out, progress=progress)

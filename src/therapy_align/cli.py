@@ -19,6 +19,7 @@ from therapy_align.errors import UserError, report_and_exit, strip_debug_flag
 from therapy_align.evaluation import cli as evaluation_cli
 from therapy_align.rl.cli import app as reward_app
 from therapy_align.safety.cli import app as safety_app
+from therapy_align.training.model_cli import app as model_app
 from therapy_align.chat.cli import chat as chat_command
 
 app = typer.Typer(no_args_is_help=True, help="therapy_align: counselling-chatbot alignment research.")
@@ -29,6 +30,7 @@ app.add_typer(reward_app, name="reward", help="The guarded RL reward: every term
 app.add_typer(miti_app, name="miti", help="MITI: MI-behaviour classifier, MITI summary scores, expert rows.")
 app.add_typer(safety_app, name="safety", help="Safety: crisis detection on messages, the detector's figures.")
 app.command("chat")(chat_command)
+app.add_typer(model_app, name="model", help="Models by name: prepare (verify, convert, cache) and list them.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,7 +32,9 @@ def jsonable(value: Any) -> Any:
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, set | frozenset):  # in a fixed order: hash order differs between processes
+        return sorted((jsonable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)

@@ -154,7 +154,8 @@ def suggest_keys(key: str, config: Any) -> str:
     if close:
         return "did you mean " + " or ".join(f"--{k}" for k in close[:3]) + "?"
     if section and siblings:
-        return f"keys of {section}: " + ", ".join(f"--{k}" for k in siblings)
+        shown = ", ".join(f"--{k}" for k in siblings[:8])
+        return f"keys of {section}: {shown}" + (f", ... ({len(siblings)} in all)" if len(siblings) > 8 else "")
     tops = sorted({k.split(".", 1)[0] + ("." if "." in k else "") for k in known})
     return "valid keys start with " + ", ".join(f"--{t}" for t in tops)
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO_ROOT, TOKENIZER_DIR
 from therapy_align.chat.session import WITHHELD, ChatSession, Turn
 from therapy_align.evaluation.generation import GenerationSpec
-from therapy_align.safety.policy import SafeResponsePolicy
+from therapy_align.safety.safe_reply import SafeResponsePolicy
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
-"""Invariants of the chat rendering, masking and chunking, on the real Llama-2 tokenizer."""
+"""Invariants of the chat rendering, masking and chunking, for both families: the real Llama-2
+tokenizer, and Gemma's where it is prepared (``therapy-align model prepare gemma-3-270m``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import llama_tokenizer
+from tests.data.test_gemma_format import gemma_tokenizer, needs_gemma
 from tests.strategies import conversations, transcripts
 from therapy_align.data.chat_format import render_text, tokenize_conversation
 from therapy_align.data.chunking import plan_chunks
@@ -18,43 +20,57 @@ pytestmark = pytest.mark.property
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SYSTEM = "You are a counsellor. Listen first."
+# What closes each supervised reply in each family's template.
+FAMILIES = {"llama-2": "</s>", "gemma": "<end_of_turn>"}
+family = pytest.mark.parametrize("family", list(FAMILIES))
 
 
-def _decode(ids: list[int]) -> str:
-    return llama_tokenizer().decode(ids, skip_special_tokens=True).strip()
+def _tokenizer(family: str):
+    if family == "gemma":
+        needs_gemma()
+        return gemma_tokenizer()
+    return llama_tokenizer()
 
 
+def _decode(tok, ids: list[int]) -> str:
+    return tok.decode(ids, skip_special_tokens=True).strip()
+
+
+@family
 @SETTINGS
-@given(conversations())
-def test_labels_align_with_input_ids(messages):
-    encoded = tokenize_conversation(messages, llama_tokenizer())
+@given(messages=conversations())
+def test_labels_align_with_input_ids(family, messages):
+    encoded = tokenize_conversation(messages, _tokenizer(family))
     assert len(encoded["input_ids"]) == len(encoded["labels"])
     assert all(label in (IGNORE_INDEX, token) for token, label in zip(encoded["input_ids"], encoded["labels"]))
 
 
+@family
 @SETTINGS
-@given(conversations())
-def test_supervised_tokens_are_exactly_the_replies(messages):
-    tok = llama_tokenizer()
+@given(messages=conversations())
+def test_supervised_tokens_are_exactly_the_replies(family, messages):
+    tok = _tokenizer(family)
+    closing = tok.convert_tokens_to_ids(FAMILIES[family])
     encoded = tokenize_conversation(messages, tok)
     replies = [m["content"] for m in messages if m["role"] == "assistant"]
-    # Each reply ends in </s>: split the supervised stream there and decode each piece.
+    # Each reply ends in the template's closing token: split the supervised stream there and decode each piece.
     pieces, current = [], []
     for token in supervised_ids(encoded["input_ids"], encoded["labels"]):
-        if token == tok.eos_token_id:
-            pieces.append(_decode(current))
+        if token == closing:
+            pieces.append(_decode(tok, current))
             current = []
         else:
             current.append(token)
-    assert not current, "every supervised run ends with </s>"
-    assert pieces == [_decode(tok(r, add_special_tokens=False)["input_ids"]) for r in replies]
+    assert not current, f"every supervised run ends with {FAMILIES[family]}"
+    assert pieces == [_decode(tok, tok(r, add_special_tokens=False)["input_ids"]) for r in replies]
 
 
+@family
 @SETTINGS
-@given(conversations())
-def test_no_system_or_client_character_is_supervised(messages):
-    tok = llama_tokenizer()
-    text, spans = render_text(messages, tok.bos_token, tok.eos_token)
+@given(messages=conversations())
+def test_no_system_or_client_character_is_supervised(family, messages):
+    tok = _tokenizer(family)
+    text, spans = render_text(messages, tok)
     encoding = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     encoded = tokenize_conversation(messages, tok)
     assert encoded["input_ids"] == encoding["input_ids"]
@@ -79,10 +95,11 @@ def test_chunk_plan_fits_and_preserves_order(lengths, max_tokens):
     assert all(first[i] > max_tokens for i in plan.oversize)
 
 
+@family
 @SETTINGS
-@given(transcripts(), st.integers(90, 400))
-def test_chunks_of_a_transcript(transcript, max_tokens):
-    tok = llama_tokenizer()
+@given(transcript=transcripts(), max_tokens=st.integers(90, 400))
+def test_chunks_of_a_transcript(family, transcript, max_tokens):
+    tok = _tokenizer(family)
     config = BuildConfig(max_tokens=max_tokens)
     rows, stats = chunk_transcript(transcript, tok, system_prompt=SYSTEM, config=config)
     exchanges, _ = to_exchanges(clean_turns(list(transcript.turns))[0])

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 # Scores two pairs per chunk with the real scorer, and kills its own process in the third chunk.
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
-    from empeval.scoring import EmpevalScorer
+    from therapy_align.evaluation.scorers.empeval import EmpevalScorer
     from therapy_align.scoring import read_pairs, score_pairs
 
     class KilledInThirdChunk(EmpevalScorer):

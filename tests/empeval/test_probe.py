@@ -1,5 +1,6 @@
 """`therapy-align empeval probe` on a fast artifact (tiny random encoder, real EPITOME test split)
-and, in a slow test, on the published artifact, where the issue's "must hold" lines are checked."""
+and, in a slow test, on the published artifact, where the evaluator's must-hold lines
+(docs/evaluator.md, Probe) are checked."""
 
 import json
 import os
@@ -70,7 +71,7 @@ def test_probe_refuses_damaged_weights(fast_artifact, tmp_path):
 
 @pytest.mark.slow
 def test_real_artifact_reads_the_post_and_the_whole_reply(tmp_path):
-    """The issue's must-hold lines, on the published artifact."""
+    """The evaluator's must-hold lines, on the published artifact."""
     if not (ARTIFACT / "metrics.json").is_file():
         pytest.skip(f"no trained artifact at {ARTIFACT}: run `therapy-align empeval train` first")
     result = runner.invoke(app, ["empeval", "probe", "--model", str(ARTIFACT), "--out", str(tmp_path / "p")])

@@ -1,5 +1,5 @@
-"""recipes/empeval_train.py: EMP-EVAL training as config-as-code wrapping empeval's TrainConfig whole,
-and `therapy-align empeval train` as a door onto it."""
+"""recipes/empeval_train.py: EMP-EVAL training as config-as-code, its presets values of empeval's
+TrainConfig; and `therapy-align empeval train`, the same run of the library's defaults."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from empeval.cli import recipe_path, translate_aliases
-from empeval.config import TrainConfig, fast_config
+from empeval.cli import app, translate_aliases
+from empeval.config import TrainConfig, TrainRun
 from tests.conftest import REPO_ROOT, load_recipe_module
 from therapy_align.errors import UserError
 from therapy_align.overrides import apply_overrides, leaf_types
@@ -22,14 +22,16 @@ def recipe():
 
 
 def test_every_train_config_field_is_an_override(recipe):
-    keys = leaf_types(recipe.DEFAULT)
+    keys = leaf_types(TrainRun(train=recipe.DEFAULT))
     assert {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)} <= set(keys)
-    cfg = apply_overrides(recipe.SMOKE, ["--train.seed=1", "--out=artifacts/judge", "--train.rationale_weight=0"])
+    cfg = apply_overrides(TrainRun(train=recipe.SMOKE), ["--train.seed=1", "--out=artifacts/judge",
+                                                         "--train.rationale_weight=0"])
     assert (cfg.train.seed, cfg.out, cfg.train.max_epochs, cfg.train.limit_batches) == (1, "artifacts/judge", 1, 8)
-    assert recipe.DEFAULT.train == TrainConfig()  # the default recipe is the evaluator's own defaults
-    assert recipe.FAST.train == fast_config()
+    assert recipe.DEFAULT == TrainConfig()  # the default recipe is the evaluator's own defaults
+    assert recipe.FAST == TrainConfig(max_epochs=1, freeze_layers=3)
+    assert set(recipe.PRESETS) == {"default", "fast", "smoke"}
     with pytest.raises(UserError):
-        apply_overrides(recipe.DEFAULT, ["--threads=-1"])
+        apply_overrides(TrainRun(), ["--threads=-1"])
 
 
 def test_bad_override_exits_2_with_one_line(recipe, capsys):
@@ -45,10 +47,22 @@ def test_help_lists_the_keys(recipe, capsys):
     assert "--train.class_weight_power" in out and "accelerate" not in out.splitlines()[0]
 
 
-def test_the_command_is_a_door_onto_the_recipe():
-    assert recipe_path() == RECIPE
+def test_the_command_keeps_its_short_options_and_refuses_presets():
+    from typer.testing import CliRunner
+
     assert translate_aliases(["--seed", "1", "--limit=2", "--no-progress", "--out", "x", "--train.dropout=0.2"]) == [
         "--train.seed", "1", "--train.limit_batches=2", "--progress=false", "--out", "x", "--train.dropout=0.2"]
+    refused = CliRunner().invoke(app, ["train", "--preset", "fast"])
+    assert refused.exit_code == 2 and "--preset" in refused.output and "--train.freeze_layers=3" in refused.output
+    assert "Traceback" not in refused.output
+
+
+def test_the_command_help_lists_the_keys_without_the_recipe(capsys):
+    from empeval.cli import run_train
+
+    assert run_train(["--help"]) is None
+    out = capsys.readouterr().out
+    assert "--train.class_weight_power" in out and "--out" in out and "--preset" not in out.split("Keys")[1]
 
 
 def test_fields_added_later_leave_older_recorded_configs_unchanged():

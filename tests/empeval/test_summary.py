@@ -6,7 +6,7 @@ import pytest
 
 from empeval.evaluator import EmpathyScores
 from empeval.mechanisms import MECHANISMS, final_score, summarise_levels
-from empeval.scoring import EmpevalScorer, score_file
+from therapy_align.evaluation.scorers.empeval import EmpevalScorer, score_file
 
 TABLE_1 = [  # (model, prompt): Empathy, Interpretation, Exploration, Final
     (1090, 20, 16, 232.4),

@@ -19,6 +19,8 @@ RECIPE = REPO_ROOT / "recipes" / "eval_paper.py"
 
 
 def load_recipe():
+    if str(RECIPE.parent) not in sys.path:  # as `python recipes/eval_paper.py` has it: the SFT presets are a sibling's
+        sys.path.insert(0, str(RECIPE.parent))
     return load_recipe_module(RECIPE, "eval_paper_recipe")
 
 
@@ -86,6 +88,29 @@ def test_reference_and_extra_rows_go_through_the_same_scorers(tmp_path, evaluato
         recipe.main(argv + ["--generation.max_new_tokens=5"])
     redone = recipe.main(argv + ["--generation.max_new_tokens=5", "--force"])
     assert [r["n"] for r in redone["rows"]] == [2, 2, 2]
+
+
+def test_missing_variants_train_in_this_process_with_the_nested_sft_config(tmp_path, evaluator, monkeypatch):
+    """The ``sft`` section is the SFT stage's own config: its overrides reach both runs, each run logs
+    to wandb under its own directory, and the environment is as before once they are done."""
+    recipe = load_recipe()
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    out = tmp_path / "eval"
+    argv = ["--preset", "tiny", f"--out={out}", "--models=annomi80,full_plus", "--prompts=new", "--limit=2",
+            "--generation.max_new_tokens=4", f"--empeval={evaluator}", "--references=", "--scorers=empeval",
+            "--sft.train.max_steps=1", "--sft.train.max_length=256", "--sft.data.max_train_rows=4",
+            "--sft.run.heldout_eval=false"]
+    results = recipe.main(argv)
+    assert results["model_refs"] == {key: str(out / "sft" / key) for key in ("annomi80", "full_plus")}
+    for key in ("annomi80", "full_plus"):
+        run = out / "sft" / key
+        config = json.loads((run / "config.json").read_text())
+        assert config["name"] == key and config["data"]["split"] == key and config["train"]["max_steps"] == 1
+        assert json.loads((run / "metrics.json").read_text())["global_step"] == 1
+        assert list((run / "wandb").glob("offline-run-*")), f"wandb logs under {run}"
+    assert "WANDB_DIR" not in os.environ
+    again = recipe.main(argv)  # complete runs are reused, not retrained
+    assert again["rows"] == results["rows"]
 
 
 def test_bad_model_reference_fails_before_any_work(tmp_path, evaluator):

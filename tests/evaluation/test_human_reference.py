@@ -1,4 +1,4 @@
-"""Human reference rows (issue 9): built from the real ../shared AnnoMI and CounselChat files,
+"""Human reference rows: built from the real ../shared AnnoMI and CounselChat files,
 cached until a source changes, and their command refuses a missing artifact without a traceback."""
 
 import json
@@ -44,11 +44,13 @@ def test_a_second_build_reuses_the_files_and_a_changed_source_rebuilds(built):
     assert json.loads(manifest.read_text())["counts"]["annomi_low"] == 223
 
 
-def test_the_command_refuses_a_missing_artifact_with_a_one_line_error(tmp_path, capsys):
-    from therapy_align.errors import exit_on_user_error
+def test_the_command_refuses_a_missing_artifact_with_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
 
-    with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(human_reference.main)(["--model", str(tmp_path / "no-artifact")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "therapy_align.evaluation.human_reference",
+                           "--model", str(tmp_path / "no-artifact")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    err = proc.stderr
     assert "no-artifact" in err and "--model" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err

@@ -4,7 +4,6 @@ AnnoMI sessions, killed mid-generation and resumed."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,30 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def recipe():
     return load_recipe_module(REPO_ROOT / "recipes" / "eval_multiturn.py", "eval_multiturn_test")
+
+
+@pytest.mark.parametrize("override, key", [
+    ("--sessions.limit=0", "--sessions.limit"),
+    ("--sessions.max_turns=0", "--sessions.max_turns"),
+    ("--simulation.n_turns=0", "--simulation.n_turns"),
+    ("--simulation.sessions=0", "--simulation.sessions"),
+    ("--context.max_tokens=10", "--context.max_tokens"),
+    ("--context.opener_policy=x", "--context.opener_policy"),
+])
+def test_config_refuses_out_of_range_values_where_it_is_built(recipe, override, key):
+    from therapy_align.overrides import ConfigError, apply_overrides
+
+    with pytest.raises(ConfigError) as error:
+        apply_overrides(recipe.TINY, [override])
+    assert error.value.field == key
+
+
+def test_recipe_presets_are_values_of_the_library_config(recipe):
+    from therapy_align.evaluation.multiturn import MultiturnConfig, SimulationConfig
+
+    assert recipe.PAPER == MultiturnConfig()  # the library's defaults are the paper preset's values
+    assert isinstance(recipe.TINY, MultiturnConfig) and recipe.TINY.allow_quick
+    assert recipe.TINY.simulation == SimulationConfig(enabled=True, client_model="tiny-base", n_turns=3, sessions=1)
 
 
 def test_context_drops_whole_oldest_exchanges(tokenizer):

@@ -23,12 +23,14 @@ from therapy_align.evaluation.table1 import (
     MODELS,
     PAPER_TABLE1,
     PROMPTS,
-    as_overrides,
+    Table1Config,
+    Table1Refs,
     cell_label,
-    clean_launcher_env,
     grid,
     named_values,
     paper_row,
+    to_train,
+    variant_config,
 )
 
 
@@ -109,31 +111,42 @@ def test_write_report_files_notes_and_every_column(tmp_path):
     assert (tmp_path / "table1.png").stat().st_size > 1000 and paths["examples"].is_file()
 
 
-def test_sft_subprocess_does_not_inherit_launcher_rank():
-    env = {"PATH": "/bin", "RANK": "0", "LOCAL_RANK": "0", "ACCELERATE_MIXED_PRECISION": "no", "WORLD_SIZE": "1",
-           "MASTER_PORT": "1", "TORCHELASTIC_RUN_ID": "x", "HOME": "/root"}
-    assert clean_launcher_env(env) == {"PATH": "/bin", "HOME": "/root"}
+def test_each_missing_variant_trains_with_the_whole_sft_section(tmp_path):
+    """The nested SFT config reaches every variant whole (no field dropped or retyped on the way);
+    only the run's name, its directory and the data split follow the row."""
+    from dataclasses import replace
+
+    from therapy_align.trainer_args import SftArgs
+    from therapy_align.training.config import SftConfig
+
+    sft = SftConfig(train=SftArgs(max_steps=6, learning_rate=0.5, neftune_noise_alpha=5.0))
+    sft = replace(sft, data=replace(sft.data, split="full_plus", extra_transcripts=("a.txt", "b.txt"),
+                                    max_heldout_rows=4, lenient=True))
+    cfg = Table1Config(out=str(tmp_path / "ev"), sft=sft)
+    run = variant_config(cfg, "full_plus")
+    assert (run.name, run.runs_dir, run.data.split) == ("full_plus", str(tmp_path / "ev" / "sft"), "full_plus")
+    assert run.train == sft.train and run.lora == sft.lora and run.model == sft.model and run.run == sft.run
+    assert run.data == sft.data
+    run = variant_config(cfg, "annomi80")  # the extra sessions are full_plus's alone
+    assert (run.name, run.data.split, run.data.extra_transcripts) == ("annomi80", "annomi80", ())
+    assert replace(run.data, split="full_plus", extra_transcripts=sft.data.extra_transcripts) == sft.data
 
 
-def test_typed_sections_become_overrides_only_for_what_they_set():
-    from dataclasses import dataclass, field
+def test_rows_without_a_run_are_the_ones_trained(tmp_path):
+    from therapy_align.errors import UserError
 
-    @dataclass(frozen=True, kw_only=True)
-    class Data:
-        extra_transcripts: tuple[str, ...] = ()
-        max_heldout_rows: int | None = None
-        lenient: bool = False
+    cfg = Table1Config(out=str(tmp_path / "ev"), refs=Table1Refs(base="tiny-base", full_plus="tiny-base"))
+    assert to_train(cfg) == ["annomi80"]
+    with pytest.raises(UserError, match="refs.annomi80"):
+        to_train(replace_cfg(cfg, train_missing=False))
+    with pytest.raises(UserError, match="gpt"):
+        to_train(replace_cfg(cfg, models=("base", "gpt")))
 
-    @dataclass(frozen=True, kw_only=True)
-    class Section:
-        max_steps: int | None = None
-        learning_rate: float | None = 0.5
-        data: Data = field(default_factory=Data)
 
-    assert as_overrides(Section()) == ["--learning_rate=0.5", "--data.lenient=false"]
-    assert as_overrides(Section(max_steps=6, data=Data(extra_transcripts=("a.txt", "b.txt"))), "train.") == [
-        "--train.max_steps=6", "--train.learning_rate=0.5", "--train.data.extra_transcripts=a.txt,b.txt",
-        "--train.data.lenient=false"]
+def replace_cfg(cfg, **changes):
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
 
 
 def test_named_values():

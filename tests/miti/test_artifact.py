@@ -1,6 +1,6 @@
 """The trained MI classifier (artifacts/miti, trained here if missing): its reported macro-F1 is
 recomputed from the saved test predictions, it beats both baselines, and its MITI scores on the
-held-out high-quality transcripts are within 20% of the experts' (issue 11). Slow: trains the
+held-out high-quality transcripts are within 20% of the experts'. Slow: trains the
 default recipe when no artifact exists."""
 
 from __future__ import annotations

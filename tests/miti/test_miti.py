@@ -118,7 +118,7 @@ def test_missing_artifact_is_a_clear_error(tmp_path, capsys):
 
 def test_scorer_contract(tiny_miti):
     from miti.predictor import load
-    from miti.scorer import MitiScorer
+    from therapy_align.evaluation.scorers.miti import MitiScorer
     from therapy_align.scoring import Pair, Scorer
 
     scorer = MitiScorer(load(tiny_miti))

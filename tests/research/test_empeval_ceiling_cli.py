@@ -1,4 +1,4 @@
-"""`python -m empeval.ceiling`: an artifact's own test split, read out by argmax and by the best
+"""`python -m research.empeval.ceiling`: an artifact's own test split, read out by argmax and by the best
 offsets and band chosen on it."""
 
 import json
@@ -19,7 +19,7 @@ def artifact(tmp_path_factory):
 
 def test_argmax_is_the_ungated_published_levels_and_the_ceilings_are_above_it(artifact, tmp_path):
     import empeval
-    from empeval.ceiling import band_levels, main
+    from research.empeval.ceiling import band_levels, main
     from empeval.probe import test_split_rows
     from empeval.training import macro_f1
 

@@ -1,4 +1,4 @@
-"""The decision-rule ceilings of `empeval.ceiling`: the band search finds the best band, and a
+"""The decision-rule ceilings of `research.empeval.ceiling`: the band search finds the best band, and a
 ceiling chosen on the test split is never below the rule it generalises."""
 
 import pytest
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from empeval.ceiling import _fast_macro_f1, band_levels, best_band, ceilings
+from research.empeval.ceiling import _fast_macro_f1, band_levels, best_band, ceilings
 from empeval.training import macro_f1
 
 from tests.strategies import level_predictions

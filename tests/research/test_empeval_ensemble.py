@@ -1,4 +1,4 @@
-"""Seed ensembles and single-task training (issue 9's "try and report" list): one split for several
+"""Seed ensembles and single-task training (two options tried for the evaluator): one split for several
 initialisations, the ensemble read-out on the real EPITOME dev/test pairs, and a single-task loss
 that trains only its own head."""
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from empeval.mechanisms import MECHANISMS
+from tests.conftest import REPO_ROOT
 from tests.fixtures.tiny_evaluator import make_tiny_evaluator
 
 pytestmark = pytest.mark.integration
@@ -27,10 +28,10 @@ def members(tmp_path_factory):
 
 def test_a_member_alone_reads_as_its_published_scores_and_two_copies_change_nothing(members, tmp_path):
     import empeval
-    from empeval.ensemble import main
+    from research.empeval.ensemble import main
     from empeval.epitome_data import load_epitome
-    from empeval.epitome_protocol import batch_macro_f1
-    from empeval.probe import seeker_shuffle_drop
+    from research.empeval.epitome_protocol import batch_macro_f1
+    from research.empeval.training_read_outs import seeker_shuffle_drop
     from empeval.training import macro_f1
 
     first, copy, _ = members
@@ -60,8 +61,8 @@ def test_members_of_different_splits_are_refused_before_anything_is_written(memb
 
     first, _, other_split = members
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "empeval.ensemble", "--members", str(first), str(other_split),
-                             "--out", str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "research.empeval.ensemble", "--members", str(first), str(other_split),
+                             "--out", str(out)], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip()
     assert "split.json" in message and "split_seed" in message and "Traceback" not in message

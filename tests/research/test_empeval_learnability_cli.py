@@ -1,4 +1,4 @@
-"""`python -m empeval.learnability` on the real EPITOME pairs: cross-validated text models cover
+"""`python -m research.empeval.learnability` on the real EPITOME pairs: cross-validated text models cover
 every pair once and learn the learnable levels; an artifact is read on its own test split."""
 
 import json
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from empeval.mechanisms import LEVELS, MECHANISMS
+from tests.conftest import REPO_ROOT
 from tests.fixtures.tiny_evaluator import make_tiny_evaluator
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ def artifact(tmp_path_factory):
 
 def test_every_pair_is_scored_once_and_the_common_levels_are_learned(artifact, tmp_path):
     from empeval.epitome_data import load_epitome
-    from empeval.learnability import main
+    from research.empeval.learnability import main
     from empeval.probe import test_split_rows
 
     out = tmp_path / "learnability.json"
@@ -52,7 +53,7 @@ def test_every_pair_is_scored_once_and_the_common_levels_are_learned(artifact, t
                                                 (["--features"], "nothing to measure")])
 def test_settings_that_cannot_run_are_refused_before_any_work(tmp_path, arguments, problem):
     out = tmp_path / "learnability.json"
-    result = subprocess.run([sys.executable, "-m", "empeval.learnability", *arguments, "--json", str(out)],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "research.empeval.learnability", *arguments, "--json", str(out)],
+                            capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()

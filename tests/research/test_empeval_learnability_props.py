@@ -1,4 +1,4 @@
-"""`empeval.learnability`: the threshold F1 is the best over every cut, the AUC and its interval
+"""`research.empeval.learnability`: the threshold F1 is the best over every cut, the AUC and its interval
 are proper, and the cross-validation never lets a seeker post straddle folds."""
 
 import pytest
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from empeval.learnability import best_threshold_f1, cross_validated_probabilities, rank_quality
+from research.empeval.learnability import best_threshold_f1, cross_validated_probabilities, rank_quality
 
 pytestmark = pytest.mark.property
 

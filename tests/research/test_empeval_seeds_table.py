@@ -1,7 +1,7 @@
-"""The multi-seed table (`python -m empeval.seeds`) reads every artifact's metrics.json, old or new."""
+"""The multi-seed table (`python -m research.empeval.seeds`) reads every artifact's metrics.json, old or new."""
 
 from empeval.mechanisms import MECHANISMS
-from empeval.seeds import table
+from research.empeval.seeds import table
 
 
 def _metrics(f1: float, batched: float | None) -> dict:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from empeval.epitome_protocol import batch_macro_f1, order_spread, present_levels_macro_f1, protocol_read_out
+from research.empeval.epitome_protocol import batch_macro_f1, order_spread, present_levels_macro_f1, protocol_read_out
 from empeval.mechanisms import MECHANISMS
 
 

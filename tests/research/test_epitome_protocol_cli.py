@@ -1,5 +1,5 @@
-"""`python -m empeval.epitome_protocol`: an artifact's own test split, read out both ways (and the
-missing-artifact refusal it shares with `empeval.ceiling` and `empeval.learnability`)."""
+"""`python -m research.empeval.epitome_protocol`: an artifact's own test split, read out both ways (and the
+missing-artifact refusal it shares with `research.empeval.ceiling` and `research.empeval.learnability`)."""
 
 import json
 import subprocess
@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from empeval.mechanisms import MECHANISMS
+from tests.conftest import REPO_ROOT
 from tests.fixtures.tiny_evaluator import make_tiny_evaluator
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ def artifact(tmp_path_factory):
 def test_read_out_is_the_published_scores_on_the_test_split_in_file_order(artifact, tmp_path):
     import empeval
     from empeval.epitome_data import load_epitome
-    from empeval.epitome_protocol import batch_macro_f1, main
+    from research.empeval.epitome_protocol import batch_macro_f1, main
     from empeval.training import macro_f1
 
     out = tmp_path / "protocol.json"
@@ -40,11 +41,11 @@ def test_read_out_is_the_published_scores_on_the_test_split_in_file_order(artifa
     assert json.loads(out.read_text()) == [read_out]
 
 
-@pytest.mark.parametrize("command", ["empeval.epitome_protocol", "empeval.ceiling", "empeval.learnability"])
+@pytest.mark.parametrize("command", ["research.empeval.epitome_protocol", "research.empeval.ceiling", "research.empeval.learnability"])
 def test_a_missing_artifact_is_one_line_and_writes_nothing(tmp_path, command):
     out = tmp_path / "protocol.json"
     result = subprocess.run([sys.executable, "-m", command, "--model", str(tmp_path / "nope"),
-                             "--json", str(out)], capture_output=True, text=True)
+                             "--json", str(out)], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any
     assert last.startswith("error: ") and "nope" in last and "Traceback" not in result.stderr
@@ -60,8 +61,8 @@ def test_an_artifact_without_a_test_split_is_named_with_its_file(artifact, tmp_p
     shutil.copytree(artifact, broken)
     (broken / "split.json").write_text(json.dumps(split))
     out = tmp_path / "protocol.json"
-    result = subprocess.run([sys.executable, "-m", "empeval.epitome_protocol", "--model", str(broken),
-                             "--json", str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "research.empeval.epitome_protocol", "--model", str(broken),
+                             "--json", str(out)], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "split.json" in last and problem in last
@@ -69,6 +70,6 @@ def test_an_artifact_without_a_test_split_is_named_with_its_file(artifact, tmp_p
 
 
 def test_zero_orders_is_refused_before_any_work(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "empeval.epitome_protocol", "--model", str(tmp_path),
-                             "--orders", "0"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "research.empeval.epitome_protocol", "--model", str(tmp_path),
+                             "--orders", "0"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 2 and "--orders must be at least 1" in result.stderr

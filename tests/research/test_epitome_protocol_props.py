@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
-from empeval.epitome_protocol import batch_macro_f1, order_spread, present_levels_macro_f1
+from research.empeval.epitome_protocol import batch_macro_f1, order_spread, present_levels_macro_f1
 
 from tests.strategies import level_predictions
 

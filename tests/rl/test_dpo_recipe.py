@@ -15,7 +15,7 @@ from tests.fixtures.rl_runs import REPO_ROOT, run, shared_root, sft_run, small_r
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two recipe runs (~50 s each on the idle box); the GRPO tests cover the shared parts
 RECIPE = REPO_ROOT / "recipes" / "dpo_empathy.py"
 FAST = ["--preset", "tiny", "--sampling.prompts_per_round=6", "--sampling.generation.max_new_tokens=10",
-        "--dpo.steps_per_round=2", "--dpo.save_steps=1", "--dpo.per_device_train_batch_size=2", "--dpo.wandb=false",
+        "--dpo.max_steps=2", "--dpo.save_steps=1", "--dpo.per_device_train_batch_size=2", "--run.wandb=false",
         "--judge.every_steps=2", "--pairs.min_margin=0.01", "--pairs.max_length_ratio=3.0"]
 
 
@@ -24,9 +24,9 @@ def dpo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("dpo")
     sft, evaluator = sft_run(), tiny_evaluator(shared_root())
     args = [sys.executable, str(RECIPE), *FAST, *small_rl_args(sft, evaluator, root, "dpo")]
-    first = run([*args, "--dpo.rounds=1"])
+    first = run([*args, "--rounds=1"])
     assert first.returncode == 0, first.stderr[-4000:]
-    second = run([*args, "--dpo.rounds=2", "--resume"])  # round 1 is reused, round 2 runs
+    second = run([*args, "--rounds=2", "--resume"])  # round 1 is reused, round 2 runs
     assert second.returncode == 0, second.stderr[-4000:]
     return root / "dpo"
 

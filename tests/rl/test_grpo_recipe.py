@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 RECIPE = REPO_ROOT / "recipes" / "rl_empathy.py"
 FAST = ["--preset", "tiny", "--grpo.num_generations=2", "--grpo.per_device_train_batch_size=4",
-        "--grpo.max_completion_length=8", "--grpo.save_steps=1", "--grpo.wandb=false", "--judge.every_steps=2"]
+        "--grpo.max_completion_length=8", "--grpo.save_steps=1", "--run.wandb=false", "--judge.every_steps=2"]
 
 
 @pytest.fixture(scope="module")

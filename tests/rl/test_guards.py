@@ -85,7 +85,7 @@ def test_divergence_flags_reward_up_judge_down():
 
 
 def test_model_card_flags_reward_up_judge_down(tmp_path):
-    from therapy_align.rl.policy import write_model_card
+    from therapy_align.rl.policy_model import write_model_card
 
     rows = [{"step": 0, "reward_total": 0.1, "judge_final": 0.8}, {"step": 10, "reward_total": 0.9, "judge_final": 0.5}]
     config = {"name": "grpo-x", "base_model": "b", "sft_run": "runs/sft", "reward": {"weights": {"empeval": 0.5}}}

@@ -43,3 +43,33 @@ def test_missing_sft_run_says_how_to_make_it(grpo, tmp_path, capsys):
         grpo.main(["--preset", "tiny", f"--model.sft_run={tmp_path / 'nothing'}", f"--runs_dir={tmp_path}"])
     assert "recipes/sft_paper.py --preset tiny" in capsys.readouterr().err
     assert not (tmp_path / "tiny-grpo-annomi80").exists()
+
+
+def test_trainer_sections_pass_through_whole_with_the_run_args(grpo, dpo, tmp_path):
+    """Every field of a preset's trainer section reaches TRL unchanged; only the run adds its own."""
+    from therapy_align.overrides import apply_overrides
+
+    cfg = apply_overrides(grpo.TINY, ["--grpo.neftune_noise_alpha=5", "--run.wandb=false"])
+    args = cfg.trl_args(tmp_path / "run", reward_weights=[0.5, 2.0])
+    for name, value in cfg.grpo.items():
+        assert getattr(args, name) == value, name
+    assert args.neftune_noise_alpha == 5 and args.reward_weights == [0.5, 2.0] and args.report_to == []
+    assert args.output_dir == str(tmp_path / "run") and args.run_name == "tiny-grpo-annomi80" and not args.bf16
+    d = dpo.TINY
+    round_args = d.trl_args(tmp_path / "round-2", 2)
+    assert round_args.run_name == "tiny-dpo-annomi80-round2" and round_args.max_steps == d.dpo.max_steps
+    assert round_args.loss_type == ["sigmoid", "sft"] and round_args.loss_weights == [1.0, 0.2]
+    assert round_args.report_to == ["wandb"]
+
+
+def test_what_the_run_sets_is_refused_in_a_trainer_section(grpo, dpo):
+    from therapy_align.overrides import ConfigError, apply_overrides
+
+    for recipe, key in ((grpo, "--grpo.output_dir=elsewhere"), (dpo, "--dpo.bf16=true"), (grpo, "--grpo.reward_weights=[1]")):
+        with pytest.raises(ConfigError) as err:
+            apply_overrides(recipe.TINY, [key])
+        assert err.value.field == key.split("=")[0]
+    with pytest.raises(ConfigError, match="loss type"):
+        apply_overrides(dpo.PAPER, ["--dpo.loss_type=sigmoid"])  # two weights for one loss
+    with pytest.raises(ConfigError):
+        apply_overrides(grpo.PAPER, ["--judge.every_steps=0"])

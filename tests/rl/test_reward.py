@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ("I'm so sorry you're going through this. It sounds like you feel completely alone right now. "
-            "What do you think is causing this?")  # issue 9: scores 1200 on the Table-1 scale
+            "What do you think is causing this?")  # one canned empathic reply sent to every post: 1,200 on the Table-1 scale
 QUESTIONS = ("How long have you been feeling this way? What do you think started it? Have you talked to anyone "
              "about it? What would you like to change? How does it affect your day?")
 HACKS = ("template", "copy", "repeat3", "empty", "filler", "questions")
@@ -136,7 +136,7 @@ def test_reward_score_command_names_the_bad_line(tmp_path, tiny_evaluator_dir, c
 
 
 @pytest.mark.skipif(not (REPO_ROOT / "artifacts" / "miti" / "miti_config.json").is_file(),
-                    reason="no trained artifacts/miti (issue 11) on this machine")
+                    reason="no trained artifacts/miti (therapy-align miti train) on this machine")
 def test_mi_term_prefers_a_reflection_to_a_question(tiny_evaluator_dir):
     from therapy_align.rl.reward import GuardedReward, RewardConfig
 

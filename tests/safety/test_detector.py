@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from therapy_align.safety import SafetyScorer, detect_crisis_batch, screen_replies
+from therapy_align.evaluation.scorers.safety import SafetyScorer
+from therapy_align.safety import detect_crisis_batch, screen_replies
 from therapy_align.safety.evaluate import evaluate_own, own_eval_set
 from therapy_align.safety.semantic import prototypes
 from therapy_align.scoring import Pair, score_pairs

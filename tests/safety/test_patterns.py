@@ -10,7 +10,7 @@ import pytest
 from therapy_align.errors import UserError
 from therapy_align.safety import detect_crisis, screen_reply
 from therapy_align.safety.detector import normalize
-from therapy_align.safety.policy import LOCALES, load_policy, safe_response
+from therapy_align.safety.safe_reply import LOCALES, load_policy, safe_response
 
 
 def flag(text: str) -> bool:

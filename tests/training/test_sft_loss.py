@@ -1,5 +1,6 @@
-"""The recipe's trainer optimises exactly the paper's §4 loss: mean cross-entropy over the
-therapist (supervised) tokens, with client and system tokens contributing nothing."""
+"""The SFT trainer (the recipe's tiny preset, built by the library's make_trainer) optimises exactly
+the paper's §4 loss: mean cross-entropy over the therapist (supervised) tokens, with client and
+system tokens contributing nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import load_recipe_module
+from therapy_align.training.sft_run import make_trainer
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +35,18 @@ def small_tiny(recipe, tmp_path, *, padding_free: bool):
         name="loss-check",
         runs_dir=str(tmp_path),
         data=replace(tiny.data, max_train_rows=6, max_heldout_rows=2),
-        train=replace(
-            tiny.train, max_length=256, per_device_train_batch_size=3, padding_free=padding_free,
-            group_by_length=False, wandb=False, max_steps=1,
+        train=tiny.train.replace(
+            max_length=256, per_device_train_batch_size=3, padding_free=padding_free,
+            train_sampling_strategy="random", max_steps=1,
         ),
+        run=replace(tiny.run, wandb=False),
     )
 
 
 @pytest.mark.parametrize("padding_free", [True, False], ids=["padding_free", "padded"])
 def test_trainer_loss_is_mean_ce_over_therapist_tokens(recipe, tmp_path, padding_free):
     cfg = small_tiny(recipe, tmp_path, padding_free=padding_free)
-    trainer, tokenizer = recipe.make_trainer(cfg, tmp_path / cfg.name)
+    trainer, tokenizer = make_trainer(cfg, tmp_path / cfg.name)
     model = trainer.model
     model.eval()  # no LoRA dropout, so both computations see the same function
     # Make the adapter non-trivial so the check is not about the base model alone.

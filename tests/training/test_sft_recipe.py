@@ -70,7 +70,7 @@ def test_bad_override_fails_fast_in_one_line(tmp_path, bad, expected):
     proc = run([sys.executable, str(RECIPE), "--preset", "tiny", f"--runs_dir={tmp_path}", *bad], timeout=120)
     assert proc.returncode == 2
     assert expected in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no list of 50 keys (issue 14)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line, not a list of every key
     assert not any(tmp_path.iterdir())
 
 
@@ -120,7 +120,7 @@ def test_two_process_cpu_run_trains_saves_and_reloads(tmp_path):
 
 def test_kill_then_resume_reaches_planned_steps_in_the_same_order(tmp_path):
     common = [sys.executable, str(RECIPE), *SMALL, f"--runs_dir={tmp_path}", "--train.max_steps=6",
-              "--train.save_steps=2", "--train.heldout_eval=false", "--train.wandb=false"]
+              "--train.save_steps=2", "--run.heldout_eval=false", "--run.wandb=false"]
     reference = run([*common, "--name=reference"])
     assert reference.returncode == 0, reference.stderr[-4000:]
     expected = dict(json.loads((tmp_path / "reference" / "metrics.json").read_text())["train_losses"])
@@ -169,13 +169,14 @@ def test_data_knobs_reach_the_built_data_and_the_saved_config(tmp_path):
     token ids it trains on."""
     from tests.conftest import load_recipe_module
     from therapy_align.overrides import apply_overrides
+    from therapy_align.training.sft_run import make_trainer
 
     recipe = load_recipe_module(RECIPE, "sft_paper_data_knobs")
     cfg = apply_overrides(recipe.variant(recipe.TINY, "annomi80"),
-                          ["--data.opener_policy=context", f"--runs_dir={tmp_path}", "--train.wandb=false"])
+                          ["--data.opener_policy=context", f"--runs_dir={tmp_path}", "--run.wandb=false"])
     assert cfg.data.opener_policy == "context"
     run_dir = tmp_path / cfg.name
-    trainer, tokenizer = recipe.make_trainer(cfg, run_dir)
+    trainer, tokenizer = make_trainer(cfg, run_dir)
     assert json.loads((run_dir / "config.json").read_text())["data"]["opener_policy"] == "context"
     summary = json.loads((run_dir / "data_summary.json").read_text())
     assert summary["opener_policy"] == summary["config"]["opener_policy"] == "context"

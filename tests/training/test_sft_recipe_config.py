@@ -35,10 +35,42 @@ def test_paper_numbers(recipe):
 
 def test_every_paper_number_has_a_provenance_comment():
     text = RECIPE.read_text()
-    for line in ("max_steps: int = 100", "gradient_accumulation_steps: int = 4", "learning_rate: float = 2e-5",
-                 "alpha: int = 32", "dropout: float = 0.05"):
+    for line in ("max_steps=100,", "gradient_accumulation_steps=4,", "learning_rate=2e-5,",
+                 "alpha=32,", "dropout=0.05,"):
         matching = [row for row in text.splitlines() if line in row]
         assert matching and "§4" in matching[0], line
+
+
+def test_presets_are_values_of_the_library_config(recipe):
+    from therapy_align.trainer_args import SftArgs
+    from therapy_align.training.config import SftConfig
+
+    assert isinstance(recipe.PAPER, SftConfig) and isinstance(recipe.TINY, SftConfig)
+    assert isinstance(recipe.PAPER.train, SftArgs)
+    # what TRL would otherwise choose differently is set in the preset, by TRL's own names
+    for name in ("optim", "logging_steps", "save_steps", "per_device_train_batch_size", "max_length", "eos_token",
+                 "assistant_only_loss", "completion_only_loss", "pad_to_multiple_of", "ddp_find_unused_parameters"):
+        assert name in recipe.PAPER.train, name
+    assert recipe.PAPER.train.optim == "paged_adamw_8bit" and recipe.TINY.train.optim == "adamw_torch"
+    assert recipe.TINY.train.train_sampling_strategy == "group_by_length"
+
+
+def test_trainer_args_pass_the_section_through(recipe, tmp_path):
+    """trl.SFTConfig is the ``train`` section whole, plus what follows from the run and the model."""
+    from therapy_align.training.sft_run import trainer_args
+
+    cfg = apply_overrides(recipe.TINY, ["--train.neftune_noise_alpha=5", "--run.wandb=false",
+                                        "--train.per_device_train_batch_size=2", "--train.seed=7"])
+    args = trainer_args(cfg, tmp_path / cfg.name)
+    assert args.neftune_noise_alpha == 5.0 and args.max_steps == cfg.train.max_steps and args.report_to == []
+    assert args.output_dir == str(tmp_path / cfg.name) and args.run_name == cfg.name and not args.bf16
+    # unless set apart, held-out batches follow training batches and the data order follows the seed
+    assert (args.per_device_eval_batch_size, args.data_seed) == (2, 7)
+    args = trainer_args(apply_overrides(cfg, ["--train.per_device_eval_batch_size=8", "--train.data_seed=3"]), tmp_path)
+    assert (args.per_device_eval_batch_size, args.data_seed) == (8, 3)
+    # TRL refuses max_length with padding_free; the data is cut to it instead
+    args = trainer_args(apply_overrides(cfg, ["--train.padding_free=true"]), tmp_path)
+    assert args.padding_free and args.max_length is None
 
 
 def test_variants_and_presets(recipe):
@@ -57,6 +89,8 @@ def test_overrides_on_the_recipe_config(recipe):
     assert cfg.lora.r == 16 and cfg.lora.target_modules == ("q_proj", "k_proj") and cfg.model.quantization == "8bit"
     with pytest.raises(OverrideError, match="--train.learning_rate"):
         apply_overrides(recipe.PAPER, ["--train.lr=1"])
+    with pytest.raises(OverrideError, match="--run.wandb"):  # the project's additions are not TRL's
+        apply_overrides(recipe.PAPER, ["--train.wandb=false"])
     with pytest.raises(OverrideError, match="bad value for --model.quantization"):
         apply_overrides(recipe.PAPER, ["--model.quantization=2bit"])
 

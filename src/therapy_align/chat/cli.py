@@ -36,11 +36,13 @@ def chat(
     prompt: Annotated[str, typer.Option(help="System prompt: a registered name (standard, new, ...) or a file.")] = "new",
     locale: Annotated[Optional[str], typer.Option(help="Crisis resources: US, UK, IE, CA, AU or INT (default $THERAPY_ALIGN_LOCALE or INT).")] = None,
     policy: Annotated[Optional[Path], typer.Option(help="JSON file adding or replacing locales' crisis resources.")] = None,
+    detector: Annotated[Optional[Path], typer.Option(help="Learned crisis detector (default artifacts/safety when "
+                                                     "present, else the rules alone).")] = None,
     generation: GenerationSpec = GenerationSpec(),
 ) -> None:
     """Talk with a model in the terminal: streamed replies, screened input and output, crisis resources."""
     from therapy_align.data.system_prompts import get_system_prompt
-    from therapy_align.safety.policy import load_policy
+    from therapy_align.safety.safe_reply import load_policy
 
     safe_policy = load_policy(locale, policy)
     try:
@@ -53,7 +55,12 @@ def chat(
                             crisis=f": {r.crisis_line}" if safe_policy.locale != "INT" else f" ({r.crisis_line})"))
     out.write(f"loading {model} and the safety layer ...\n")
     out.flush()
+    from therapy_align.safety.learned import load_if_present
+
+    learned, which = load_if_present(detector)
+    out.write(which + "\n")
     session = _load_session(model, system_prompt, safe_policy, generation)
+    session.learned = learned
     session.meta.update({"model": model, "prompt": prompt})
     run_loop(session, sys.stdin, out, interactive=sys.stdin.isatty())
 

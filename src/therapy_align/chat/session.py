@@ -3,12 +3,19 @@
 Screening happens here, in code, on both sides of the model, never in the prompt, so nothing a
 user types ("ignore your instructions and ...") can switch it off:
 
-* **input**: every user message goes through :func:`therapy_align.safety.detect_crisis` first. A
-  flagged message never reaches the model: the user gets the locale's fixed safe response; the
-  model's context holds only a placeholder (:data:`WITHHELD`) for that message, followed by the safe
-  response as its own turn, so later replies follow on from it. The message itself is kept only in
-  the transcript that ``/save`` writes. For the rest of the session replies are screened against the
-  crisis message too, so a brush-off ("cheer up") after it counts as dismissal of risk.
+* **input**: every user message goes through :func:`therapy_align.safety.detect_crisis` first (the
+  rules, and the learned detector when one is loaded), and its risk level is read in the light of
+  the conversation so far (:class:`therapy_align.safety.conversation.RiskState`: "I've decided.
+  Tonight." after earlier hopelessness is imminent). What happens depends on the level:
+  ``high`` and ``imminent`` never reach the model: the user gets the locale's fixed safe response
+  (resources for helping them when the message is about someone else); the model's context holds
+  only a placeholder (:data:`WITHHELD`) for that message, followed by the safe response as its own
+  turn, so later replies follow on from it. The message itself is kept only in the transcript that
+  ``/save`` writes. ``moderate`` reaches the model; its reply is screened against the message and
+  crisis resources are appended. ``low`` reaches the model and is kept in the risk state only.
+  After a message at moderate or above, replies are screened against it for the rest of the
+  session, so a brush-off ("cheer up") counts as dismissal of risk, and later messages are checked
+  with a lower bar.
 * **output**: the reply streams through :class:`ScreenedStreamer`, which shows text only after the
   whole reply up to that point has passed :func:`therapy_align.safety.screen_reply` (so it appears
   a phrase or sentence at a time). When screening flags the reply, generation stops, the rest is
@@ -30,7 +37,10 @@ from typing import Any
 
 from therapy_align.evaluation.generation import GenerationSpec, generation_config
 from therapy_align.safety import detect_crisis, screen_reply
-from therapy_align.safety.policy import WITHDRAWN_NOTE, SafeResponsePolicy
+from therapy_align.safety.conversation import RiskState
+from therapy_align.safety.detector import normalize
+from therapy_align.safety.levels import WITHHELD_LEVELS, at_least
+from therapy_align.safety.safe_reply import WITHDRAWN_NOTE, SafeResponsePolicy
 
 DEFAULT_CONTEXT = 4096  # Llama-2 (paper §3)
 WITHHELD = "[message withheld by the safety screen]"
@@ -48,13 +58,15 @@ class Turn:
 @dataclass
 class Reply:
     text: str  # what the user was shown in the end
-    source: str  # "model" | "safe_response" (input flagged) | "withdrawn" (output flagged) | "too_long"
+    source: str  # "model" | "safe_response" (input withheld) | "withdrawn" (output flagged) | "too_long"
     verdict: Any = None
+    level: str = "none"  # the risk level acted on (the message's, raised by the conversation)
 
 
 @dataclass
 class Counters:
-    inputs_flagged: int = 0
+    inputs_flagged: int = 0  # withheld from the model (high or imminent risk)
+    inputs_with_resources: int = 0  # moderate risk: answered, with resources appended
     replies_withdrawn: int = 0
     model_calls: int = 0
 
@@ -127,7 +139,9 @@ class ChatSession:
     meta: dict[str, Any] = field(default_factory=dict)  # saved with the transcript (model ref, prompt name)
     turns: list[Turn] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
-    crisis_context: str | None = None  # the last message the detector flagged (this session)
+    crisis_context: str | None = None  # the last message at moderate risk or above (this session)
+    learned: Any = None  # a therapy_align.safety.learned.LearnedDetector, or None for the rules alone
+    risk: RiskState = field(default_factory=RiskState)
 
     def __post_init__(self) -> None:
         if self.context_window is None:
@@ -142,6 +156,7 @@ class ChatSession:
     def reset(self) -> None:
         self.turns.clear()
         self.crisis_context = None
+        self.risk.reset()
 
     def model_messages(self, user_text: str) -> list[dict[str, str]]:
         """System prompt + the exchanges that fit + the new user message (oldest dropped first)."""
@@ -165,33 +180,45 @@ class ChatSession:
     # ------------------------------------------------------------------ one exchange
 
     def respond(self, user_text: str, emit: Callable[[str], None] = lambda s: None) -> Reply:
-        """Screen ``user_text``; if safe, stream the model's screened reply through ``emit``."""
-        verdict = detect_crisis(user_text, after_crisis=self.crisis_context is not None)
-        if verdict.crisis:
+        """Screen ``user_text`` and act on its risk level; if it may reach the model, stream the
+        model's screened reply through ``emit``."""
+        verdict = detect_crisis(user_text, after_crisis=self.crisis_context is not None, learned=self.learned)
+        level, raised = self.risk.assess(normalize(user_text), verdict.level)
+        record = {**verdict.as_record(), "level": level, **({"conversation": raised} if raised else {})}
+        if level in WITHHELD_LEVELS:
             self.counters.inputs_flagged += 1
-            text = self.policy.response(verdict.category)
+            text = self.policy.response(verdict.category, level=level, about_someone_else=verdict.about_someone_else)
             emit(text)
             self.crisis_context = user_text
-            self.turns += [Turn("user", user_text, safety={"input": verdict.as_record()}, model_content=WITHHELD),
+            self.turns += [Turn("user", user_text, safety={"input": record}, model_content=WITHHELD),
                            Turn("assistant", text, safety={"source": "safe_response"})]
-            return Reply(text, "safe_response", verdict)
+            return Reply(text, "safe_response", verdict, level)
+        if at_least(level, "moderate"):
+            self.crisis_context = user_text
         messages = self.model_messages(user_text)
         ids = self.prompt_ids(messages)
         if len(ids) > self.context_window - self.generation.max_new_tokens:
             text = (f"(That message is too long for this model's context window of {self.context_window} tokens; "
                     "please send a shorter one.)")
             emit(text)
-            return Reply(text, "too_long")
+            return Reply(text, "too_long", level=level)
         reply, flagged = self._generate(ids, user_text, emit)
+        user_turn = Turn("user", user_text, safety={"input": record} if level != "none" else None)
         if flagged is not None:
             self.counters.replies_withdrawn += 1
             text = self.policy.response(None)
             emit(("\n" if reply else "") + WITHDRAWN_NOTE + "\n" + text)
-            self.turns += [Turn("user", user_text),
-                           Turn("assistant", text, safety={"source": "withdrawn", "output": flagged.as_record()})]
-            return Reply(text, "withdrawn", flagged)
-        self.turns += [Turn("user", user_text), Turn("assistant", reply)]
-        return Reply(reply, "model")
+            self.turns += [user_turn, Turn("assistant", text, safety={"source": "withdrawn", "output": flagged.as_record()})]
+            return Reply(text, "withdrawn", flagged, level)
+        if at_least(level, "moderate"):
+            self.counters.inputs_with_resources += 1
+            note = self.policy.resources_note(verdict.category, about_someone_else=verdict.about_someone_else)
+            emit(("\n" if reply else "") + note)
+            self.turns += [user_turn, Turn("assistant", f"{reply}\n{note}".strip(), model_content=reply,
+                                           safety={"source": "model_with_resources"})]
+            return Reply(f"{reply}\n{note}".strip(), "model_with_resources", verdict, level)
+        self.turns += [user_turn, Turn("assistant", reply)]
+        return Reply(reply, "model", level=level)
 
     def _generate(self, ids: list[int], user_text: str, emit: Callable[[str], None]):
         """(released reply text, the flagging ReplyVerdict or None)."""
@@ -219,7 +246,9 @@ class ChatSession:
                 "turns": [{"role": t.role, "content": t.content, **({"safety": t.safety} if t.safety else {})}
                           for t in self.turns],
                 "safety_events": {"inputs_flagged": self.counters.inputs_flagged,
-                                  "replies_withdrawn": self.counters.replies_withdrawn}}
+                                  "inputs_with_resources": self.counters.inputs_with_resources,
+                                  "replies_withdrawn": self.counters.replies_withdrawn},
+                "risk": {"reached": self.risk.level, "per_message": list(self.risk.levels)}}
 
     def save(self, path: str | Path) -> Path:
         from therapy_align.files import atomic_write_json

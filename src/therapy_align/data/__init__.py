@@ -1,4 +1,4 @@
-"""Data: AnnoMI and user transcripts -> cleaned exchanges -> Llama-2 chat chunks with assistant-only labels.
+"""Data: AnnoMI and user transcripts -> cleaned exchanges -> chat chunks in the target model's format with assistant-only labels.
 
 Owns reading (`transcripts`), cleaning, the chat template and system prompts (`chat_format`,
 `system_prompts`), chunking, masking, splits and the dataset build. Imports nothing from

@@ -7,11 +7,12 @@ the next conversation": a chunk boundary only ever falls *between* exchanges (a 
 and the therapist's reply). The limit is configuration (4096 by default, Llama-2's context; the
 paper also says 4000).
 
-Every chunk is a conversation of its own and so opens with the system prompt, which is rendered
-inside the first ``[INST]`` of the chunk. An exchange therefore has two token lengths: as the
-first of a chunk (system prompt included) and later in a chunk. Because ``<s>`` and ``</s>`` are
-special tokens the tokenizer never merges across, a chunk's token count is exactly the sum of
-its exchanges' lengths, so planning works on those integers alone and is pure.
+Every chunk is a conversation of its own and so opens with the system prompt, which the chat
+template renders into the chunk's first turn (inside Llama-2's first ``[INST]``, or folded into
+Gemma's first user turn). An exchange therefore has two token lengths: as the first of a chunk
+(system prompt included) and later in a chunk. Because every turn opens with a special token the
+tokenizer never merges across (``<s>``, ``<start_of_turn>``), a chunk's token count is exactly the
+sum of its exchanges' lengths, so planning works on those integers alone and is pure.
 
 An exchange longer than the limit even as the first of a chunk cannot be placed; it is reported
 and the caller decides (the data builder trims the client text from the left, keeping the words

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Optional
@@ -29,7 +30,7 @@ def build(
     split: Annotated[str, typer.Option(help="annomi80 (paper's 80% model) or full_plus (100% + extras)")] = "annomi80",
     out: Annotated[Path, typer.Option(help="Output directory (datasets.save_to_disk + stats.json + split.json)")] = Path("runs/data"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Data directory (default: $THERAPY_ALIGN_DATA or ../shared/data)")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer path or hub id (default: ../shared/tokenizers/llama-2)")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="The target model's tokenizer: a registered model name (gemma-3-270m), a directory or a hub id (default: ../shared/tokenizers/llama-2)")] = None,
     max_tokens: Annotated[int, typer.Option(help="Chunk limit in tokens, system prompt and special tokens included")] = 4096,
     system_prompt: Annotated[str, typer.Option(help="Named system prompt or a file")] = "standard",
     extra: Annotated[Optional[list[Path]], typer.Option(help="Plain-text transcript(s) to add (full_plus)")] = None,
@@ -39,7 +40,7 @@ def build(
     lenient: Annotated[bool, typer.Option(help="Skip and count bad utterances instead of failing")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory")] = False,
 ) -> None:
-    """Build the Llama-2 chat SFT dataset with assistant-only labels."""
+    """Build the chat SFT dataset, in the tokenizer's chat format, with assistant-only labels."""
     from therapy_align.data.dataset_build import BuildConfig, BuildConfigError
     from therapy_align.data.transcripts import load_plain_transcript
     from therapy_align.paths import resolve_data_dir, resolve_tokenizer
@@ -55,6 +56,8 @@ def build(
         error.field = _FLAGS.get(error.field, error.field)
         raise
     check_system_prompt(system_prompt)
+    if tokenizer is not None and tokenizer != (tokenizer := registered_tokenizer(tokenizer)):
+        config = replace(config, tokenizer=tokenizer)  # stats.json records the directory the name stands for
     tokenizer_source = resolve_tokenizer(tokenizer)
     if data_dir is not None:
         resolve_data_dir(data_dir)
@@ -64,8 +67,8 @@ def build(
     _run_build(config, out, overwrite=overwrite, tokenizer_source=tokenizer_source)
 
 
-_FLAGS = {"max_tokens": "--max-tokens", "extra_transcripts": "--extra", "include_counselchat": "--counselchat",
-          "split": "--split", "opener_policy": "--opener-policy", "seed": "--seed"}
+_FLAGS = {"tokenizer": "--tokenizer", "max_tokens": "--max-tokens", "extra_transcripts": "--extra",
+          "include_counselchat": "--counselchat", "split": "--split", "opener_policy": "--opener-policy", "seed": "--seed"}
 
 
 def _run_build(config, out: Path, *, overwrite: bool, tokenizer_source: str) -> None:
@@ -79,7 +82,7 @@ def _run_build(config, out: Path, *, overwrite: bool, tokenizer_source: str) -> 
         tok = load_tokenizer_checked(tokenizer_source)
         try:
             dataset, stats = build_dataset(config, tokenizer=tok)
-        except BuildConfigError as error:
+        except UserError as error:  # a setting or the tokenizer's chat template, named as on the command line
             error.field = _FLAGS.get(error.field, error.field)
             raise
         save_dataset(dataset, stats, out, overwrite=overwrite)
@@ -97,10 +100,18 @@ def check_system_prompt(name_or_file: str) -> str:
         raise
 
 
+def registered_tokenizer(name_or_path: str | None) -> str | None:
+    """A registered model's name -> its directory (prepared on first use) or hub id, whose tokenizer
+    and chat template the data is built with; anything else unchanged."""
+    from therapy_align.training.model_registry import lookup, resolve
+
+    return resolve(name_or_path) if name_or_path is not None and lookup(name_or_path) is not None else name_or_path
+
+
 @lru_cache(maxsize=2)
 def load_tokenizer_checked(source: str | None):
-    """The project tokenizer, or a one-line error naming the source when it cannot be loaded (cached:
-    builds and shows only read it)."""
+    """The tokenizer with its chat template (``chat_format.load_tokenizer``), or a one-line error
+    naming the source when it cannot be loaded (cached: builds and shows only read it)."""
     from therapy_align.data.chat_format import load_tokenizer
 
     try:
@@ -111,7 +122,7 @@ def load_tokenizer_checked(source: str | None):
     except (OSError, ValueError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load a tokenizer ({first[:200]})", file=source, field="--tokenizer",
-                        fix="give a directory holding tokenizer.model, or a hub id reachable from here") from None
+                        fix="give a directory holding tokenizer.model or tokenizer.json, or a hub id reachable from here") from None
 
 
 def check_build_out(out: Path, *, overwrite: bool, inputs: list) -> Path:
@@ -161,7 +172,7 @@ def show(
     path: Annotated[Path, typer.Argument(help="A directory written by `data build`")],
     split: Annotated[str, typer.Option(help="train or heldout")] = "train",
     index: Annotated[int, typer.Option(help="Row to show")] = 0,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer path or hub id")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer to decode with: a registered model name, a directory or a hub id (default: the one the data was built with)")] = None,
     max_chars: Annotated[int, typer.Option(min=0, help="Show at most this many characters (0: all)")] = 3000,
 ) -> None:
     """Print one chunk with the supervised (therapist) tokens highlighted."""
@@ -178,6 +189,7 @@ def show(
                         fix="give a directory written by `therapy-align data build`")
     if tokenizer is None:  # decode with the tokenizer the data was built with, not whatever is default here
         tokenizer = _built_with(path)
+    tokenizer = registered_tokenizer(tokenizer)
     tokenizer_source = resolve_tokenizer(tokenizer)
     try:
         dataset_dict = load_from_disk(str(path))

@@ -1,4 +1,5 @@
-"""AnnoMI (+ the user's own sessions, + CounselChat) -> Llama-2 chat SFT data with masked labels.
+"""AnnoMI (+ the user's own sessions, + CounselChat) -> chat SFT data with masked labels, in the
+target model's chat format (Llama-2's by default).
 
 The pipeline of paper §2.2.1 and §4, one pure step per module:
 ``transcripts`` (read) -> ``cleaning`` (asides, backchannels, merge) -> ``chunking`` (fit the
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # datasets loads in build_dataset: recipes import BuildConfig
 
 from therapy_align.errors import UserError
 from therapy_align.overrides import ConfigError
-from therapy_align.data.chat_format import Message, load_tokenizer, render_text
+from therapy_align.data.chat_format import Message, has_generation_markers, load_tokenizer, render_continuation, render_text
 from therapy_align.data.chunking import plan_chunks
 from therapy_align.data.cleaning import OPENER_POLICIES, CleaningConfig, Exchange, clean_turns, to_exchanges
 from therapy_align.data.masking import IGNORE_INDEX, labels_from_mask, token_mask_from_char_spans
@@ -99,6 +100,7 @@ def build_dataset(config: BuildConfig, tokenizer=None, *, cache: dict | None = N
     """
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer)
     system_prompt = get_system_prompt(config.system_prompt)
+    check_chat_template(tokenizer)
     check_fits_system_prompt(tokenizer, system_prompt, config.max_tokens)
     extras = [(path, load_plain_transcript(path)) for path in config.extra_transcripts]  # bad files fail first
     _check_unique_ids(extras)
@@ -200,12 +202,36 @@ def _check_unique_ids(extras: list[tuple[str, Transcript]]) -> None:
         seen[transcript.transcript_id] = path
 
 
+def check_chat_template(tokenizer) -> None:
+    """Refuse, before any data is read, a chat template the builder cannot use: one without
+    ``{% generation %}`` markers (no way to tell the assistant's tokens), or one whose turns do not
+    tokenize the same alone as inside a conversation (chunks are assembled from exchanges)."""
+    source = getattr(tokenizer, "name_or_path", None) or None
+    if not has_generation_markers(tokenizer.chat_template):
+        raise UserError("the tokenizer's chat template has no {% generation %} markers, so the assistant's tokens "
+                        "cannot be told from the rest", file=source, field="tokenizer",
+                        fix="give a template that wraps each assistant reply in {% generation %}...{% endgeneration %}")
+    first = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "I feel low."},
+             {"role": "assistant", "content": "Tell me more."}]
+    later = [{"role": "user", "content": "Work, mostly."}, {"role": "assistant", "content": "Work weighs on you."}]
+    whole = render_text(first + later, tokenizer)[0]
+    try:
+        pieces = [render_text(first, tokenizer)[0], render_continuation(first, later, tokenizer)[0]]
+    except ValueError:  # the first turns render differently once more follow
+        pieces = []
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    if not pieces or encode(pieces[0]) + encode(pieces[1]) != encode(whole):
+        raise UserError("the tokenizer's chat template does not tokenize a turn the same alone as inside a "
+                        "conversation, so long conversations cannot be chunked between exchanges", file=source,
+                        field="tokenizer", fix="use a template whose turns open with a special token")
+
+
 def check_fits_system_prompt(tokenizer, system_prompt: str, max_tokens: int) -> int:
     """The tokens of the system prompt and the chat template around one empty exchange; an error
     (before any data is read) when ``max_tokens`` leaves no room for an exchange."""
     messages: list[Message] = [{"role": "system", "content": system_prompt}, {"role": "user", "content": "Hi."},
                                {"role": "assistant", "content": "Hello."}]
-    text, _ = render_text(messages, tokenizer.bos_token, tokenizer.eos_token)
+    text, _ = render_text(messages, tokenizer)
     floor = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     if max_tokens < floor:
         raise BuildConfigError(
@@ -220,7 +246,7 @@ class _ChunkBuilder:
     def __init__(self, tokenizer, system_prompt: str, config: BuildConfig, cache: dict):
         self.tokenizer, self.system_prompt, self.config = tokenizer, system_prompt, config
         # Rows depend on everything but the split: key on the rest, so a shared cache stays valid.
-        settings = (tokenizer.name_or_path, system_prompt, config.max_tokens, config.opener_policy, config.cleaning)
+        settings = (tokenizer.name_or_path, tokenizer.chat_template, system_prompt, config.max_tokens, config.opener_policy, config.cleaning)
         self.cache = cache.setdefault(settings, {})
 
     def rows(self, transcripts: list[Transcript], stats: Counter) -> list[dict]:
@@ -252,10 +278,16 @@ class _ChunkBuilder:
                 + (f"; dropped {dropped}" if dropped else ""))
 
     def _encode(self, exchanges: list[Exchange], first: bool) -> list[tuple[list[int], list[int]]]:
-        """(ids, labels) of each exchange rendered alone, as a chunk opener or not. A chunk's
-        encoding is the concatenation of its exchanges' (``<s>``/``</s>`` split the text), which
-        the tests check against tokenizing the whole chunk."""
-        rendered = [render_text(self._messages([e], first), self.tokenizer.bos_token, self.tokenizer.eos_token) for e in exchanges]
+        """(ids, labels) of each exchange as a chunk opener (a conversation of its own, system
+        prompt included) or as the template renders it after earlier turns. A chunk's encoding is
+        the concatenation of its exchanges' (each turn opens with a special token, which the
+        tokenizer never merges across: ``check_chat_template``), which the tests check against
+        tokenizing the whole chunk."""
+        if first:
+            rendered = [render_text(self._messages([e]), self.tokenizer) for e in exchanges]
+        else:
+            context = self._messages([Exchange("Hi.", "Hello.")])
+            rendered = [render_continuation(context, self._messages([e], False), self.tokenizer) for e in exchanges]
         if not rendered:
             return []
         encoded = self.tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)

@@ -5,12 +5,13 @@ every token stays in ``input_ids`` (so attention sees the whole dialogue), but o
 tokens get a label. Everything else is labelled ``-100``, the ``ignore_index`` of PyTorch's
 cross-entropy, so it contributes neither to the loss nor to its normalisation.
 
-What counts as "therapist tokens" is decided on characters, not tokens: the renderer records the
-character span of each reply (``" {reply} </s>"``, so the model also learns to stop), and a token
-is supervised when its character span overlaps a reply span. Deciding on characters makes the
-mask independent of how SentencePiece happens to merge the space before a reply, and is the same
-rule transformers uses for ``return_assistant_tokens_mask`` with ``{% generation %}`` markers,
-which is what TRL's ``assistant_only_loss`` reads. The two are compared in the tests.
+What counts as "therapist tokens" is decided on characters, not tokens: the chat template's
+``{% generation %}`` blocks give the character span of each reply with its closing token, so the
+model also learns to stop (Llama-2: ``" {reply} </s>"``; Gemma: ``"{reply}<end_of_turn>"``), and a
+token is supervised when its character span overlaps a reply span. Deciding on characters makes
+the mask independent of how the tokenizer happens to merge the space before a reply, and is the
+same rule transformers uses for ``return_assistant_tokens_mask``, which is what TRL's
+``assistant_only_loss`` reads. The two are compared in the tests, for both families.
 
 These functions are pure: lists in, lists out.
 """

@@ -31,7 +31,7 @@ from therapy_align.scoring import Pair, Scorer, read_pairs, score_pairs
 # Reference rows by name -> "module:function"; function(out_dir: Path) -> Path of a pairs JSONL
 # (written once into out_dir, reused after). Stages add one line here.
 REFERENCES: dict[str, str] = {
-    "annomi_high": "therapy_align.evaluation.human_reference:build_annomi_high",  # issue 9: human rows
+    "annomi_high": "therapy_align.evaluation.human_reference:build_annomi_high",  # human counsellors' replies
     "annomi_low": "therapy_align.evaluation.human_reference:build_annomi_low",
     "counselchat": "therapy_align.evaluation.human_reference:build_counselchat",
 }

@@ -154,7 +154,7 @@ class ModelLoad:
     """How a model reference is loaded for generation (the decoding knobs are :class:`GenerationSpec`).
 
     Nested as ``load`` beside ``generation``. At 7B scale a bf16 base with the SFT run's LoRA
-    merged generates several times faster than LoRA layers over 4-bit weights (issue 13); merging
+    merged generates several times faster than LoRA layers over 4-bit weights (docs/evaluation.md); merging
     changes only rounding, but it is part of what stamps a cell's replies (:meth:`identity`).
     """
 
@@ -218,14 +218,17 @@ def prompt_ids(tokenizer, system_prompt: str | None, text: str) -> list[int]:
     """Token ids of the §4 single-turn chat prompt; generation continues after ``[/INST]``."""
     from therapy_align.data.chat_format import prompt_messages
 
-    encoded = tokenizer.apply_chat_template(prompt_messages(system_prompt, text), tokenize=True)
+    # The generation prompt opens the model's turn where the template has one (Gemma's
+    # ``<start_of_turn>model``); Llama-2's template ends at ``[/INST]`` either way.
+    encoded = tokenizer.apply_chat_template(prompt_messages(system_prompt, text), tokenize=True,
+                                            add_generation_prompt=True)
     ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
     return list(ids)
 
 
 def fit_prompt(tokenizer, system_prompt: str | None, text: str, limit: int | None) -> tuple[list[int], int]:
     """:func:`prompt_ids` within ``limit`` tokens (the model's window less the reply's tokens): an
-    input too long has its text cut from the left, keeping the end nearest the question (issue 14).
+    input too long has its text cut from the left, keeping the end nearest the question, rather than failing.
     Returns ``(ids, tokens of the text cut)``; a system prompt that alone leaves no room is an error."""
     ids = prompt_ids(tokenizer, system_prompt, text)
     if limit is None or len(ids) <= limit:

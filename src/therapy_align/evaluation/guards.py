@@ -1,7 +1,7 @@
 """Guard measures: the cheap, model-free (or small-encoder) checks that catch replies an empathy
 classifier over-rewards. The same functions feed the RL reward (:mod:`therapy_align.rl.reward`) and
-every report (:class:`GuardScorer`, scorer name ``guards``), so a number in a report means exactly
-what the reward penalised.
+every report (``therapy_align.evaluation.scorers.guards``, scorer name ``guards``), so a number in a
+report means exactly what the reward penalised.
 
 Each measure is a pure function of the texts (words are lower-cased ``[a-z0-9']+`` runs):
 
@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from therapy_align.scoring import Pair
 
 WORD = re.compile(r"[a-z0-9']+")
 SENTENCE_END = re.compile(r"[^.!?]+[.!?]*")
@@ -149,7 +147,7 @@ def specificity(seekers: Sequence[str], responses: Sequence[str], *, embed: Call
     return out
 
 
-# --------------------------------------------------------------------------- the report scorer
+# --------------------------------------------------------------------------- every measure at once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,44 +186,3 @@ def token_counter(tokenizer: str | None) -> Callable[[str], int]:
 
     tok = load_tokenizer(tokenizer)
     return lambda text: len(tok(text, add_special_tokens=False).input_ids)
-
-
-def summarise(responses: Sequence[str], scores: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Report columns: means of the per-reply measures plus ``distinct_2`` over the set."""
-    n = max(len(scores), 1)
-    columns = {key: round(sum(float(s[key]) for s in scores) / n, 4)
-               for key in ("len_tokens", "specificity", "template_rate", "copy_rate", "repetition", "question_rate")}
-    columns["distinct_2"] = round(distinct_n(responses, 2), 4)
-    return columns
-
-
-class GuardScorer:
-    """The ``guards`` report scorer (:class:`~therapy_align.scoring.Scorer`): columns ``len_tokens``,
-    ``distinct_2``, ``template_rate``, ``specificity``, ``copy_rate``, ``repetition``,
-    ``question_rate``. Template rate and specificity look across the pairs scored together (the
-    runner's chunks of 512: the whole cell for up to 512 inputs)."""
-
-    name = "guards"
-
-    def __init__(self, settings: GuardSettings = GuardSettings()) -> None:
-        self.settings = settings
-        self._count = None
-
-    def identity(self) -> Mapping[str, Any]:
-        from dataclasses import asdict
-
-        return {"guards_version": GUARDS_VERSION, **asdict(self.settings)}
-
-    def score(self, pairs: Sequence[Pair]) -> list[dict[str, Any]]:
-        if self._count is None:
-            self._count = token_counter(self.settings.tokenizer)
-        return measure([p.seeker for p in pairs], [p.response for p in pairs], settings=self.settings,
-                       count_tokens=self._count)
-
-    def summarise(self, pairs: Sequence[Pair], scores: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-        return summarise([p.response for p in pairs], scores)
-
-
-def make_guard_scorer(context: Any = None) -> GuardScorer:
-    """Factory for the scorer registry (``--scorers=empeval,guards``); needs no artifact."""
-    return GuardScorer()

@@ -1,5 +1,5 @@
 """Human reference rows for every Table-1 report: real counsellors' replies scored by the same
-evaluator as the models (issue 9).
+evaluator as the models, so a model's figures read against what people write.
 
 Three pairs files `{id, seeker, response}` built from ../shared and cached under
 `<cache dir>/human_reference/` (rebuilt when a source file or these settings change):
@@ -21,13 +21,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
 from therapy_align.files import atomic_write_json, atomic_write_jsonl
 
-MIN_CLIENT_WORDS = 8  # a client turn of 8+ words: something to respond to (choice, issue 9)
-SAMPLE = 300  # pairs per set at most (seeded sample; the issue's measurement used 300)
+MIN_CLIENT_WORDS = 8  # a client turn of 8+ words: something to respond to (a choice)
+SAMPLE = 300  # pairs per set at most (a seeded sample: enough for a tight bootstrap interval)
 SEED = 0
 SETS = ("annomi_high", "annomi_low", "counselchat")
 
@@ -166,15 +168,12 @@ def measure(model: str = "artifacts/empeval", *, bootstrap: int = 1000, seed: in
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """`python -m therapy_align.evaluation.human_reference [--model DIR]`: the table of docs/evaluator.md."""
-    import argparse
+def main(model: Annotated[str, typer.Option(help="EMP-EVAL artifact directory")] = "artifacts/empeval") -> dict:
+    """Score the human reference sets with an EMP-EVAL artifact: the table of docs/evaluator.md.
 
-    parser = argparse.ArgumentParser(description="Score the human reference sets with an EMP-EVAL artifact.")
-    parser.add_argument("--model", default="artifacts/empeval")
-    args = parser.parse_args(argv)
+    ``python -m therapy_align.evaluation.human_reference [--model DIR]``"""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = measure(args.model)
+    result = measure(model)
     print("| set | n | E | I | X | final (95% CI) |\n|---|---|---|---|---|---|")
     for name, row in result.items():
         print(f"| {name} | {row['n']} | {row['emotional_reactions']:.0f} | {row['interpretations']:.0f} | "
@@ -186,4 +185,4 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     from therapy_align.errors import exit_on_user_error
 
-    exit_on_user_error(main)()
+    exit_on_user_error(typer.run)(main)

@@ -1,4 +1,6 @@
-"""Multi-turn evaluation on whole held-out sessions (issue 11; the paper's "future work").
+"""Multi-turn evaluation on whole held-out sessions (the paper's §6 future work: "hold a full conversation").
+
+:func:`run` takes a :class:`MultiturnConfig` (``recipes/eval_multiturn.py`` holds the presets).
 
 Replay mode: for every client turn of a held-out session (the ``annomi80`` split's 20% of
 high-quality AnnoMI transcripts, cleaned and paired into exchanges exactly as for training), the
@@ -22,14 +24,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from therapy_align.data.cleaning import CLIENT, Exchange, clean_turns, to_exchanges
+from therapy_align.data.cleaning import CLIENT, OPENER_POLICIES, Exchange, clean_turns, to_exchanges
+from therapy_align.data.dataset_build import MIN_MAX_TOKENS
 from therapy_align.data.transcripts import Transcript
 from therapy_align.errors import UserError
+from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.files import atomic_write_jsonl
+from therapy_align.overrides import check_choice, check_range
 from therapy_align.store import ResultStore
 
 # A client turn needs at least this many tokens in the window beside the system prompt and the reply.
@@ -39,6 +44,69 @@ CLIENT_ROLE_PROMPT = (
     "\"{opening}\" Speak only as the client, in the first person, in one to three sentences, the way real "
     "clients talk. Never act as the counsellor."
 )
+
+
+# --------------------------------------------------------------------------------------------
+# The config
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextConfig:
+    """What the therapist model sees before each client turn."""
+
+    max_tokens: int = 4096  # the window: the training chunks' length
+    system_prompt: str = "standard"  # a name from therapy_align.data.system_prompts
+    opener_policy: str = "neutral_opener"  # how a session that opens with the therapist is paired (data build's default)
+
+    def __post_init__(self) -> None:
+        check_range(self, "max_tokens", ge=MIN_MAX_TOKENS, fix="a window must hold the system prompt and a turn")
+        check_choice(self, "opener_policy", OPENER_POLICIES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionsConfig:
+    """Which sessions are replayed: AnnoMI's held-out ones, or your own transcripts."""
+
+    data_dir: str | None = None  # None: $THERAPY_ALIGN_DATA or ../shared/data
+    seed: int = 0  # the annomi80 split's seed: its held-out 20% (22 sessions)
+    limit: int | None = None  # the first N held-out sessions (None: all)
+    max_turns: int | None = None  # the first N client turns of each session (None: all)
+    transcripts: tuple[str, ...] = ()  # your own plain-text sessions instead of AnnoMI's
+
+    def __post_init__(self) -> None:
+        check_range(self, "limit", ge=1, allow_none=True)
+        check_range(self, "max_turns", ge=1, allow_none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationConfig:
+    """A second model plays the client (off by default)."""
+
+    enabled: bool = False
+    client_model: str = "base"  # prompted with the session's topic and real opening turn
+    n_turns: int = 6  # therapist replies per simulated conversation
+    sessions: int | None = 5  # the first N held-out sessions give topic and opening (None: all)
+
+    def __post_init__(self) -> None:
+        check_range(self, "n_turns", ge=1)
+        check_range(self, "sessions", ge=1, allow_none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiturnConfig:
+    """One multi-turn evaluation: models x held-out sessions, scored by ``scorers``, written to ``out``."""
+
+    out: str = "runs/eval-multiturn"
+    models: tuple[str, ...] = ("base=base", "annomi80=runs/sft-annomi80", "full_plus=runs/sft-full_plus")  # name=ref
+    scorers: tuple[str, ...] = ("empeval", "miti")  # names in therapy_align.evaluation.scorers.REGISTRY
+    artifacts: tuple[str, ...] = ()  # scorer artifacts, name=dir (default artifacts/empeval, artifacts/miti)
+    allow_quick: bool = False  # no artifact -> a quick smoke evaluator (the report says so)
+    force: bool = False  # recompute stored results made from other inputs, models or settings
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    context: ContextConfig = field(default_factory=ContextConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
 
 @dataclass(frozen=True)
@@ -227,8 +295,6 @@ def simulate(therapist_ref: str, client_ref: str, sessions: Sequence[Session], o
     turn; one line per session in ``out`` (resumable: finished conversations are kept)."""
     from therapy_align.evaluation.generation import ModelCache, batch_seed, generate_batch, model_identity, model_window
 
-    if n_turns < 1:
-        raise UserError("must be at least 1", field="simulation.n_turns")
     store = ResultStore(out, force=force, made_from={
         "model": {"therapist": model_identity(therapist_ref), "client": model_identity(client_ref)},
         "settings": {"generation": spec.identity(), "system_prompt": system_prompt, "max_tokens": max_tokens,
@@ -316,7 +382,7 @@ def conversation_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None
 
 
 # --------------------------------------------------------------------------------------------
-# The whole run (recipes/eval_multiturn.py)
+# The whole run
 # --------------------------------------------------------------------------------------------
 
 
@@ -332,9 +398,9 @@ def _table_rows(cells, records_by_row: dict[str, list[dict]], scorers, mode: str
     return rows, per_session
 
 
-def run(cfg, *, console=None) -> dict[str, Path]:
-    """Replay (and, if enabled, simulated-client) evaluation for ``cfg`` (recipes/eval_multiturn.py's
-    config); returns the report paths. Every stage resumes."""
+def run(cfg: MultiturnConfig, *, console=None) -> dict[str, Path]:
+    """Replay (and, if enabled, simulated-client) evaluation for ``cfg``; returns the report paths.
+    Every stage resumes."""
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import CellSpec, evaluate_cells
     from therapy_align.evaluation.generation import ModelCache
@@ -345,11 +411,6 @@ def run(cfg, *, console=None) -> dict[str, Path]:
     from therapy_align.training.models import classify_reference
 
     out = Path(cfg.out)
-    for field_name, value in (("sessions.limit", cfg.sessions.limit), ("sessions.max_turns", cfg.sessions.max_turns),
-                              ("simulation.n_turns", cfg.simulation.n_turns), ("simulation.sessions", cfg.simulation.sessions),
-                              ("context.max_tokens", cfg.context.max_tokens)):
-        if value is not None and value < 1:
-            raise UserError(f"must be at least 1 (or none for all), got {value}", field=field_name)
     models = named_values(cfg.models, "models")
     if not models:
         raise UserError("no models to evaluate", field="models", fix="give name=ref entries, e.g. --models=base=base")

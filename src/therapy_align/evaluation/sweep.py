@@ -52,7 +52,7 @@ class PromptRunConfig:
     lenient: bool = False  # skip bad input lines instead of failing
     force: bool = False  # recompute stored results made from other inputs, models or settings
 
-    def __post_init__(self) -> None:  # before a model or an evaluator loads (issue 14)
+    def __post_init__(self) -> None:  # checked before a model or an evaluator loads
         from therapy_align.overrides import check_range
 
         check_range(self, "limit", ge=1, allow_none=True)

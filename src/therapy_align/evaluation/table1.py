@@ -5,12 +5,14 @@ each. This means we have 6 test cases". §2.2.1 names the models: pretrained Lla
 ("base"), trained on 80% of the good AnnoMI conversations ("annomi80"), trained on all good
 AnnoMI conversations plus two public sessions ("full_plus").
 
-:func:`run_grid` is ``recipes/eval_paper.py``'s chain: SFT of missing variants (the SFT recipe as a
-subprocess) -> the cells through the cell evaluator (:mod:`therapy_align.evaluation.cell`), with
-extra model rows (e.g. RL adapters) and reference rows (given replies, e.g. human therapists) ->
-the report. Layout of an evaluation directory ``runs/<eval>/``::
+:func:`run_grid` takes a :class:`Table1Config` (presets: ``recipes/eval_paper.py``) and runs the
+chain: SFT of the missing variants (its nested :class:`~therapy_align.training.config.SftConfig`,
+trained in this process) -> the cells through the cell evaluator
+(:mod:`therapy_align.evaluation.cell`), with extra model rows (e.g. RL adapters) and reference
+rows (given replies, e.g. human therapists) -> the report. Layout of an evaluation directory
+``runs/<eval>/``::
 
-    sft/<variant>/              SFT runs trained here when no run was given (subprocess)
+    sft/<variant>/              SFT runs trained here when no run was given
     empeval-quick/              quick evaluator, only when artifacts/empeval is missing
     cells/<row>__<prompt>/      generations.jsonl, scores-<scorer>.jsonl, summary.json per cell
     report/                     table.md, table.csv, table1.png, examples.md, results.json
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from therapy_align.evaluation.cell import CellResult, CellSpec
+from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec, ModelLoad
+from therapy_align.overrides import check_range
+from therapy_align.training.config import SftConfig
 
 MODELS: tuple[str, ...] = ("base", "annomi80", "full_plus")
 PROMPTS: tuple[str, ...] = ("standard", "new")
@@ -62,6 +66,50 @@ PAPER_TABLE1: tuple[PaperRow, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Table1Refs:
+    """A model row's run or model; "" = train it here into ``<out>/sft/<row>`` with the ``sft`` section."""
+
+    base: str = "base"  # a named base, a model directory or a hub id
+    annomi80: str = ""
+    full_plus: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table1Config:
+    """One Table-1 evaluation: outputs in ``out``; every field is a ``--dotted.key`` of ``recipes/eval_paper.py``."""
+
+    preset: str = "paper"  # shown in the report's title
+    out: str = "runs/eval-paper"
+    inputs: str = DEFAULT_INPUTS
+    limit: int | None = None  # the first N inputs; None: all
+    lenient: bool = False  # skip bad input lines instead of failing
+    force: bool = False  # recompute stored results made from other inputs, models or settings
+    models: tuple[str, ...] = MODELS
+    prompts: tuple[str, ...] = PROMPTS
+    refs: Table1Refs = field(default_factory=Table1Refs)
+    extra_models: tuple[str, ...] = ()  # more rows, name=ref (e.g. grpo=runs/grpo)
+    # rows of given replies scored alike (human counsellors): a registered name or name=pairs.jsonl
+    references: tuple[str, ...] = ("annomi_high", "annomi_low", "counselchat")
+    # how missing runs are trained; name, runs_dir and data.split follow each row (split full_plus
+    # takes --sft.data.extra_transcripts, which the annomi80 row leaves out)
+    sft: SftConfig = field(default_factory=SftConfig)
+    train_missing: bool = True  # False: a row without a run is an error
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    load: ModelLoad = field(default_factory=ModelLoad)
+    # EMP-EVAL, the safety layer's harm columns and the guard columns that show what could fool
+    # EMP-EVAL (length, specificity, template rate, copying, distinct-2); more: judge, miti
+    scorers: tuple[str, ...] = ("empeval", "safety", "guards")
+    empeval: str = "artifacts/empeval"
+    artifacts: tuple[str, ...] = ()  # other scorers' artifacts, name=dir (e.g. judge=artifacts/judge)
+    quick_empeval: bool = True  # no artifact -> train a quick smoke evaluator (the report says so)
+    examples_per_cell: int = 3
+
+    def __post_init__(self) -> None:
+        check_range(self, "limit", ge=1, allow_none=True)
+        check_range(self, "examples_per_cell", ge=0)
+
+
 def paper_row(model: str, prompt: str) -> PaperRow | None:
     for row in PAPER_TABLE1:
         if row.model == model and row.prompt == prompt:
@@ -93,85 +141,54 @@ def named_values(items: tuple[str, ...], field: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# SFT of the missing variants (recipes never import each other: a subprocess)
+# SFT of the missing variants, in this process
 # --------------------------------------------------------------------------------------------
 
-# Environment of a distributed launcher: an SFT subprocess must not think it is one of our ranks.
-_LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-                 "MASTER_ADDR", "MASTER_PORT", "ROLE_WORLD_SIZE")
+
+def variant_config(cfg: Table1Config, key: str) -> SftConfig:
+    """The SFT config that trains model row ``key`` into ``<out>/sft/<key>``: the ``sft`` section with
+    the row's name, directory and split; the extra sessions and CounselChat go to ``full_plus`` only."""
+    sft = cfg.sft
+    only_full_plus = {} if key == "full_plus" else {"extra_transcripts": (), "include_counselchat": False}
+    return dataclasses.replace(sft, name=key, runs_dir=str(Path(cfg.out) / "sft"),
+                               data=dataclasses.replace(sft.data, split=key, **only_full_plus))
 
 
-def clean_launcher_env(env: dict[str, str]) -> dict[str, str]:
-    return {key: value for key, value in env.items()
-            if key not in _LAUNCHER_ENV and not key.startswith(("ACCELERATE_", "TORCHELASTIC_"))}
-
-
-def as_overrides(section: Any, prefix: str = "") -> list[str]:
-    """A typed config section as the ``--dotted.key=value`` overrides of the fields it sets
-    (``None`` and empty tuples mean "the recipe's own value" and are left out)."""
-    out: list[str] = []
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            out += as_overrides(value, key + ".")
-        elif value is None or value == ():
-            continue
-        elif isinstance(value, bool):
-            out.append(f"--{key}={'true' if value else 'false'}")
-        elif isinstance(value, tuple):
-            out.append(f"--{key}={','.join(map(str, value))}")
-        else:
-            out.append(f"--{key}={value}")
-    return out
-
-
-def sft_command(sft, variant: str, recipe, runs_dir: str, resume: bool) -> list[str]:
-    """The SFT recipe's command line for one variant; ``sft`` is eval_paper's typed SFT section,
-    whose ``train`` and ``data`` fields become overrides here, at launch."""
-    import sys
-
-    launch = list(sft.launch) or [sys.executable]
-    command = [*launch, str(recipe), "--preset", sft.preset, "--variant", variant, f"--name={variant}",
-               f"--runs_dir={runs_dir}", *as_overrides(sft.train, "train."), *as_overrides(sft.data, "data.")]
-    return command + (["--resume"] if resume else [])
-
-
-def resolve_models(cfg, recipe, console) -> dict[str, str]:
-    """Model key -> reference loadable by ``models.load_model_for_inference``; trains missing SFT
-    variants with the SFT recipe (a subprocess; its own progress output streams through)."""
-    import os
-    import subprocess
-
+def to_train(cfg: Table1Config) -> list[str]:
+    """The model rows with no run given and no complete run in ``<out>/sft/``: SFT trains them."""
     from therapy_align.errors import UserError
     from therapy_align.training.models import classify_reference, is_run_dir
 
-    refs: dict[str, str] = {}
+    missing = []
     for key in cfg.models:
         if key not in MODELS:
             raise UserError(f"unknown model {key!r}", field="models", fix=f"Table 1 has {', '.join(MODELS)}")
         given = getattr(cfg.refs, key)
         if given:
             classify_reference(given)  # a bad path fails here, before anything heavy
-            refs[key] = given
-            continue
-        run_dir = Path(cfg.out) / "sft" / key
-        if not is_run_dir(run_dir):
-            if not cfg.sft.train_missing:
+        elif not is_run_dir(Path(cfg.out) / "sft" / key):
+            if not cfg.train_missing:
                 raise UserError(f"no SFT run for {key}", field=f"refs.{key}",
-                                fix=f"pass --refs.{key}=runs/<name> or --sft.train_missing=true")
-            resume = any(run_dir.glob("checkpoint-*"))
-            command = sft_command(cfg.sft, key, recipe, f"{cfg.out}/sft", resume)
-            console.rule(f"SFT {key} (subprocess)")
-            console.print(" ".join(command), highlight=False)
-            code = subprocess.run(command, env=clean_launcher_env(dict(os.environ))).returncode
-            if code != 0:
-                raise RuntimeError(f"SFT of {key} failed (exit {code}, output above): {' '.join(command)}")
-            if not is_run_dir(run_dir):
-                raise RuntimeError(f"the SFT recipe finished but {run_dir} is not a complete run")
-        refs[key] = str(run_dir)
+                                fix=f"pass --refs.{key}=runs/<name> or --train_missing=true")
+            missing.append(key)
+    return missing
+
+
+def resolve_models(cfg: Table1Config, console) -> dict[str, str]:
+    """Model key -> reference loadable by ``models.load_model_for_inference``, after training the
+    missing SFT variants with :func:`therapy_align.training.sft_run.train` (a killed one resumes).
+    Under ``accelerate launch`` every process takes part in the training."""
+    from therapy_align.training.sft_run import check_before_loading, newest_checkpoint, train
+
+    missing = to_train(cfg)
+    for key in missing:  # every variant's settings are checked before the first one trains
+        check_before_loading(variant_config(cfg, key))
+    for key in missing:
+        sft = variant_config(cfg, key)
+        console.rule(f"SFT {key}")
+        train(sft, resume=newest_checkpoint(Path(sft.runs_dir) / sft.name) is not None)
+    refs = {key: getattr(cfg.refs, key) or str(Path(cfg.out) / "sft" / key) for key in cfg.models}
     for name, ref in named_values(cfg.extra_models, "extra_models").items():
-        classify_reference(ref)
         refs[name] = ref
     return refs
 
@@ -181,12 +198,15 @@ def resolve_models(cfg, recipe, console) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def run_grid(cfg, *, recipe, console) -> dict:
-    """The whole Table-1 chain for ``cfg`` (recipes/eval_paper.py's config); returns results.json.
+def run_grid(cfg: Table1Config, *, console) -> dict:
+    """The whole Table-1 chain for ``cfg``; returns results.json (``{}`` on all but the main
+    process, which alone generates and scores once SFT is done).
 
     Finished cells are reused: complete generation files are not regenerated (no model is
     loaded) and complete scores files are not rescored.
     """
+    from accelerate import PartialState
+
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import evaluate_cells
     from therapy_align.evaluation.generation import ModelCache, read_inputs
@@ -198,7 +218,7 @@ def run_grid(cfg, *, recipe, console) -> dict:
     for prompt in cfg.prompts:
         check_prompt(prompt)  # fail early on a typo
     references = named_values(cfg.references, "references")
-    # Every named row and artifact is checked before any SFT run starts (issue 14).
+    # Every named row and artifact is checked before any SFT run starts.
     from therapy_align.evaluation.cell import REFERENCES, resolve_pairs
     from therapy_align.training.models import classify_reference
 
@@ -214,8 +234,10 @@ def run_grid(cfg, *, recipe, console) -> dict:
     timings: dict[str, float] = {}
 
     stage = time.perf_counter()
-    refs = resolve_models(cfg, recipe, console)
+    refs = resolve_models(cfg, console)
     timings["models"] = time.perf_counter() - stage
+    if not PartialState().is_main_process:  # generation and scoring are single-process
+        return {}
 
     stage = time.perf_counter()
     console.rule("scorers")
@@ -251,12 +273,12 @@ def run_grid(cfg, *, recipe, console) -> dict:
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     write_table1_report(out / "report", results, cells, scorers, examples_per_cell=cfg.examples_per_cell,
-                        preset=getattr(cfg, "preset", ""), inputs=report.records)
+                        preset=cfg.preset, inputs=report.records)
     atomic_write_json(out / "report" / "results.json", results)
     return results
 
 
-def _notes(cfg) -> list[str]:
+def _notes(cfg: Table1Config) -> list[str]:
     notes = []
     if "full_plus" in cfg.models and not cfg.refs.full_plus and not cfg.sft.data.extra_transcripts:
         notes.append("full_plus was trained here on 100% of the good AnnoMI conversations *without* the paper's "

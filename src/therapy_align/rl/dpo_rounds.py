@@ -1,6 +1,6 @@
 """Iterated best-vs-worst DPO, one round at a time: sample N replies per prompt from the current
 policy, score them with the guarded reward, keep one (chosen, rejected) pair per prompt when the
-margin and the length rule allow, train DPO on the pairs. ``recipes/dpo_empathy.py`` drives it.
+margin and the length rule allow, train DPO on the pairs. :mod:`therapy_align.rl.dpo` drives it.
 
 Round directory ``runs/<name>/round-<k>/``:
 
@@ -15,7 +15,7 @@ Round directory ``runs/<name>/round-<k>/``:
 Pair rule (:func:`select_pair`): among the prompt's replies whose token lengths are within
 ``max_length_ratio`` of each other, the pair with the largest reward margin, kept when the margin
 is at least ``min_margin``. Comparing only length-matched replies keeps DPO from learning "write
-longer" (on the tiny SFT model EMP-EVAL tracks length: Spearman 0.76, issue 10).
+longer": EMP-EVAL's score rises with a reply's length (docs/rl.md).
 """
 
 from __future__ import annotations
@@ -23,12 +23,28 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.files import atomic_write_json, atomic_write_jsonl
+from therapy_align.overrides import check_range
 from therapy_align.store import ResultStore
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampling:
+    """How each round samples from the current policy."""
+
+    n_per_prompt: int = 4  # choice: N replies per prompt
+    prompts_per_round: int = 256  # choice: fresh prompts each round (rounds take disjoint slices)
+    generation: GenerationSpec = field(default_factory=lambda: GenerationSpec(
+        do_sample=True, temperature=1.0, top_p=0.95, max_new_tokens=256, batch_size=8))  # 256 = evaluation's budget
+
+    def __post_init__(self) -> None:
+        check_range(self, "n_per_prompt", ge=2, fix="a preference pair needs at least 2 replies per prompt")
+        check_range(self, "prompts_per_round", ge=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,22 +28,24 @@ from transformers import TrainerCallback
 
 from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.files import append_jsonl, atomic_write_jsonl
+from therapy_align.overrides import check_range
 
 
 @dataclass(frozen=True, kw_only=True)
 class JudgeConfig:
-    every_steps: int = 25  # choice: 4 judgings over a 100-step run
-    n_inputs: int = 200  # the issue's 200 held-out Reddit inputs
-    judge_path: str = "artifacts/empeval-judge"  # independent EMP-EVAL artifact (issue 9); missing: judge=None
+    every_steps: int = 25  # choice: a judging every 25 optimizer steps
+    n_inputs: int = 200  # choice: a fifth of the 1,000 evaluation inputs, spread evenly
+    judge_path: str = "artifacts/empeval-judge"  # an EMP-EVAL trained with another seed, in no reward; missing: no judge
     system_prompt: str = "standard"  # §2.2.2: evaluation under the standard prompt
     # Greedy, 256 new tokens, as in evaluation (the tiny preset samples, seeded: the same draw each time).
     generation: GenerationSpec = field(default_factory=lambda: GenerationSpec(batch_size=16))
     early_stopping_patience: int = 0  # 0 = off; N = stop after N judgings without a better judge score
 
+    def __post_init__(self) -> None:
+        check_range(self, "every_steps", ge=1)
+        check_range(self, "n_inputs", ge=1)
+        check_range(self, "early_stopping_patience", ge=0)
 
-
-# The tiny presets: 8 sampled inputs of <= 48 tokens (the tiny model's greedy reply is nearly empty).
-TINY_JUDGE = JudgeConfig(every_steps=4, n_inputs=8, generation=GenerationSpec(max_new_tokens=48, batch_size=8, do_sample=True))
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
@@ -189,12 +191,9 @@ class JudgeCallback(TrainerCallback):
 
             row["judge_final"] = mean(self._judge.score(seekers, texts).final_scores(weights=PAPER_WEIGHTS))
         append_jsonl(self.out, [row])
-        try:
-            import wandb
+        import wandb
 
-            if wandb.run is not None:
-                wandb.log({**{f"judge/{k}": v for k, v in row.items() if isinstance(v, int | float) and k != "step"},
-                           "train/global_step": self.step_offset + state.global_step})
-        except ImportError:  # pragma: no cover
-            pass
+        if wandb.run is not None:
+            wandb.log({**{f"judge/{k}": v for k, v in row.items() if isinstance(v, int | float) and k != "step"},
+                       "train/global_step": self.step_offset + state.global_step})
         return row

@@ -32,10 +32,6 @@ class PromptSet:
     data_dir: str | None = None
 
 
-# The tiny presets: 128 prompts, one exchange of context, short posts (CPU).
-TINY_PROMPTS = PromptSet(counselchat=64, annomi=64, context_exchanges=1, max_seeker_words=120)
-
-
 def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 

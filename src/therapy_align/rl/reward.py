@@ -20,7 +20,7 @@ questions      [-1, 0]   -(question_rate above ``questions_free``) / ``questions
                          a reply of only questions is -1 (EMP-EVAL's Exploration pays for them)
 length         [-1, 0]   -(1 - tokens/min_tokens) under ``min_tokens``; TRL's soft overlong
                          punishment (DAPO eq. 13) over ``max_tokens - overlong_cache``
-mi             [-0.4, 1] MI-consistency credit from issue 11's MI-behaviour classifier
+mi             [-0.4, 1] MI-consistency credit from the MI-behaviour classifier
                          (``miti.mi_consistency``: reflections over questions); on only when
                          ``miti_path`` names a trained artifact
 safety         [-1, 0]   -1 when the safety layer's output screening flags the reply
@@ -57,9 +57,9 @@ class Weights:
     copy: float = 2.0  # choice: > EMP-EVAL's range, see module docstring
     template: float = 2.0  # choice
     repetition: float = 2.0  # choice
-    questions: float = 2.0  # choice: stands in for MI consistency until the MI classifier is configured
+    questions: float = 2.0  # choice: a cheap stand-in for MI consistency, on whether or not miti_path is set
     length: float = 2.0  # choice
-    mi: float = 0.5  # issue 11's suggestion (half EMP-EVAL's scale); used only when RewardConfig.miti_path is set
+    mi: float = 0.5  # choice: half EMP-EVAL's scale; used only when RewardConfig.miti_path is set
     safety: float = 4.0  # choice: a flagged reply loses more than any reply can gain (therapy_align.safety)
 
 
@@ -70,12 +70,12 @@ class RewardConfig:
     empeval_weights: tuple[float, float, float] = (0.2, 0.4, 0.4)  # paper Table 1: 0.2 E + 0.4 I + 0.4 X
     empeval_expected: bool = True  # choice: probability-weighted levels; the paper sums argmax levels
     weights: Weights = field(default_factory=Weights)
-    specificity_full: float = 0.3  # choice: CounselChat answers: median specificity ~0.4
+    specificity_full: float = 0.3  # choice: below honest CounselChat answers' median (docs/rl.md): they earn the full term
     copy_free: float = 0.2  # choice: reflections may reuse a few of the seeker's phrases
     copy_span: float = 0.6
-    template_free: float = 0.25  # choice: honest CounselChat answers share ~1% of 4-grams across posts
+    template_free: float = 0.25  # choice: far above what honest answers share across posts (docs/rl.md)
     template_span: float = 0.5
-    repetition_free: float = 0.1  # choice: honest answers ~0.015; a reply said 3x is 0.67
+    repetition_free: float = 0.1  # choice: above honest answers, far below a reply said three times (docs/rl.md)
     repetition_span: float = 0.4
     questions_free: float = 0.5  # choice: up to half the sentences may be questions
     questions_span: float = 0.5
@@ -84,12 +84,9 @@ class RewardConfig:
     overlong_cache: int = 32  # DAPO's soft-punishment window
     template_memory: int = 256  # replies of earlier batches remembered for the template rate (RL)
     background_posts: int = 32  # CounselChat *val* questions added as "other posts" for specificity
-    miti_path: str | None = None  # MI-behaviour classifier artifact (issue 11); None: mi term off
+    miti_path: str | None = None  # MI-behaviour classifier artifact (artifacts/miti); None: mi term off
     guards: guards.GuardSettings = field(default_factory=guards.GuardSettings)
 
-
-# The tiny presets' 48-token replies: the length term scaled to them.
-TINY_REWARD = RewardConfig(min_tokens=8, max_tokens=48, overlong_cache=8)
 
 # Named configs for `therapy-align reward score --config NAME`; "guarded" is what the recipes use.
 CONFIGS: dict[str, RewardConfig] = {
@@ -137,7 +134,7 @@ def guard_terms(measures: Mapping[str, float], config: RewardConfig) -> dict[str
 
 
 def mi_terms(classifier, seekers: Sequence[str], responses: Sequence[str]) -> list[float]:
-    """MI-consistency credit per reply (issue 11): sum over the MI-behaviour classifier's labels of
+    """MI-consistency credit per reply: sum over the MI-behaviour classifier's labels of
     P(label) x MITI weight (complex reflection 1.0, simple 0.6, open question 0.2, closed -0.4, else 0),
     range [-0.4, 1] (``miti.mi_consistency``)."""
     import miti
@@ -177,7 +174,7 @@ def evaluator_or_quick(path: str, *, quick_dir: str, seed: int = 0, allow_quick:
     """``(artifact, note)``: ``path`` when it holds a trained EMP-EVAL (note None); else, when
     ``allow_quick`` (the tiny presets), a quick smoke evaluator trained once into ``quick_dir``
     (minutes, not the hour the real one takes) and :data:`QUICK_NOTE`; else ``(None, None)``."""
-    from therapy_align.evaluation.empathy_scoring import QUICK_EVALUATOR_BATCHES, is_evaluator_dir
+    from therapy_align.evaluation.scorers.empeval import QUICK_EVALUATOR_BATCHES, is_evaluator_dir
 
     if is_evaluator_dir(path):
         return path, None
@@ -213,7 +210,7 @@ class GuardedReward:
     what template rate and specificity look across. ``trl_reward_funcs()`` gives GRPOTrainer one
     function per active term (TRL logs each as ``rewards/<term>``) and ``trl_weights()`` the weights
     (``reward_weights``), so TRL's weighted sum is :func:`total`. Safety and MI load only when their
-    weight is non-zero; asking for one that is not installed is a :class:`UserError`.
+    weight is non-zero (MI also needs ``miti_path``).
     """
 
     name = "reward"
@@ -230,22 +227,16 @@ class GuardedReward:
         self._mi = self._load_mi() if config.weights.mi and config.miti_path else None
         self._screen = self._load_safety() if config.weights.safety else None
 
-    # -- optional terms (other issues' APIs)
+    # -- optional terms: loaded only when their weight is non-zero
 
     def _load_mi(self):
-        try:
-            import miti
-        except ImportError:
-            raise UserError("the MI-behaviour classifier package 'miti' is not installed", field="reward.weights.mi",
-                            fix="set --reward.weights.mi=0 until issue 11's classifier exists") from None
+        import miti
+
         return miti.load(self.config.miti_path)
 
     def _load_safety(self):
-        try:
-            from therapy_align.safety import safety_rewards
-        except ImportError:
-            raise UserError("the safety layer (therapy_align.safety) is not installed", field="reward.weights.safety",
-                            fix="set --reward.weights.safety=0 until issue 12's safety layer exists") from None
+        from therapy_align.safety import safety_rewards
+
         return safety_rewards
 
     # -- pieces

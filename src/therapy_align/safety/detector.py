@@ -13,8 +13,13 @@ Decision for a user message (the same shape for replies, with the reply rules an
    depends on what the patterns saw: low after a weak hit, high after a discounted hit, and
    high plus a minimum similarity when no phrase matched at all.
 
+5. The grading rules (:mod:`therapy_align.safety.levels`) give the message a risk level; one that
+   fires flags the message too (a means request does under any framing). With a learned detector
+   (:mod:`therapy_align.safety.learned`), its probability at or above its threshold flags as well.
+
 ``score`` is 0.5 at the decision threshold (>= 0.5 flags), rising with the evidence; an
-undiscounted strong hit scores >= 0.9. ``reason`` says which phrase or prototype decided and why.
+undiscounted strong hit scores >= 0.9. ``reason`` says which phrase, rule, prototype or probability
+decided and why.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from therapy_align.safety import levels as L
 from therapy_align.safety import patterns as P
 
 # Severity order: when several categories hit, the first in this order names the flag.
 SEVERITY = ("plan_or_means", "suicidal_ideation", "harm_to_others", "abuse_or_danger", "self_harm")
 REPLY_SEVERITY = ("method_or_dosing", "encouragement", "dismissal")
+# Discounts after which the learned detector may not overrule the rules: its training labels (T-SID's
+# keywords above all) do not tell a negated or resolved mention from a present one.
+SETTLED_DISCOUNTS = frozenset({"negated", "past and resolved", "medical question", "about an animal or a plant"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,14 +70,19 @@ class Verdict:
     reason: str
     evidence: tuple[str, ...] = field(default=(), compare=False)
     key: str = field(default="flagged", compare=False)  # the flag's name in records: "crisis" or "flagged"
+    level: str = "none"  # graded risk of a user message (``levels.LEVELS``): "none" exactly when not flagged
+    about_someone_else: bool = field(default=False, compare=False)  # the message reports another person at risk
 
     @property
     def crisis(self) -> bool:
         return self.flagged
 
     def as_record(self) -> dict:
-        return {self.key: self.flagged, "category": self.category if self.flagged else None,
-                "score": round(self.score, 4), "reason": self.reason}
+        record = {self.key: self.flagged, "category": self.category if self.flagged else None,
+                  "score": round(self.score, 4), "reason": self.reason}
+        if self.key == "crisis":
+            record["level"] = self.level
+        return record
 
 
 CrisisVerdict = ReplyVerdict = Verdict
@@ -158,6 +172,8 @@ def find_hits(text: str, rules: Sequence[P.Rule], *, message: bool = True) -> li
                     discounts.append("fiction, lyrics, news or study")
                 if medical and rule.category == "plan_or_means":
                     discounts.append("medical question")
+                if rule.category == "plan_or_means" and L._ANIMAL.search(text):
+                    discounts.append("about an animal or a plant")
             hits.append(Hit(rule, match.group(0), tuple(discounts)))
     return hits
 
@@ -221,12 +237,18 @@ def _decide(text: str, hits: list[Hit], nearest, severity: Sequence[str], *, wea
 
 
 def detect_crisis_batch(texts: Sequence[str], *, semantic: bool = True, after_crisis: bool = False,
-                        thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[CrisisVerdict]:
+                        thresholds: Thresholds = DEFAULT_THRESHOLDS, learned=None) -> list[CrisisVerdict]:
     """:class:`CrisisVerdict` for each user message (the semantic layer runs once over the batch).
 
     ``after_crisis``: the conversation already held a flagged message (the chat sets it), so the
     bar drops: any undiscounted weak phrase flags ("yes, I have the pills"), and with no phrase
     the semantic layer needs only margin 0 and cosine 0.40.
+
+    ``learned``: a trained :class:`therapy_align.safety.learned.LearnedDetector`; a message flags
+    when the rules do or when its probability reaches the detector's threshold (a higher one when
+    the phrase layer found the message negated, figurative, past or fictional). Without it the
+    rules decide alone. The graded ``level`` is the highest a grading rule proves
+    (:mod:`therapy_align.safety.levels`), else the learned detector's, else the category's.
     """
     if after_crisis:
         thresholds = dataclasses.replace(thresholds, weak_hit_margin=-1.0, no_hit_margin=min(0.0, thresholds.no_hit_margin),
@@ -238,14 +260,55 @@ def detect_crisis_batch(texts: Sequence[str], *, semantic: bool = True, after_cr
         from therapy_align.safety.semantic import message_bank
 
         nearest = message_bank().nearest(normalized)
+    predictions: list = [None] * len(texts)
+    if learned is not None and texts:
+        predictions = learned.predict(normalized)
     out = []
-    for text, text_hits, near in zip(normalized, hits, nearest, strict=True):
+    for text, text_hits, near, predicted in zip(normalized, hits, nearest, predictions, strict=True):
         flagged, category, score, reason = _decide(
             text, text_hits, near, SEVERITY, weak_margin=thresholds.weak_hit_margin,
             discounted_margin=thresholds.discounted_margin, no_hit_margin=thresholds.no_hit_margin,
             no_hit_min_sim=thresholds.no_hit_min_sim, what="crisis")
-        out.append(Verdict(flagged, category, score, reason, tuple(h.phrase for h in text_hits), key="crisis"))
+        out.append(_graded(text, text_hits, flagged, category, score, reason, predicted))
     return out
+
+
+def _graded(text: str, hits: list[Hit], flagged: bool, category: str | None, score: float, reason: str,
+            predicted) -> Verdict:
+    """The phrase layer's decision joined with the grading rules and the learned detector's."""
+    discounts = set(text_discounts(text)) | ({d for h in hits for d in h.discounts} if hits and not any(h.counts for h in hits)
+                                              else set())
+    discounted = bool(discounts)
+    rule_level, rule_reason, rule_category = L.grade(text, discounted=discounted)
+    if rule_level != "none" and not flagged:
+        flagged, category, score = True, rule_category, max(score, 0.9)
+        reason = f"graded {rule_level}: {rule_reason}; phrase layer: {reason}"
+    if predicted is not None:
+        threshold = predicted.discounted_threshold if discounted else predicted.threshold
+        if discounts & SETTLED_DISCOUNTS:  # the rules read it as negated, resolved, medical or literal: they decide
+            threshold = float("inf")
+        learned_flags = predicted.probability >= threshold
+        note = f"learned detector p={predicted.probability:.2f} (threshold {threshold:.2f})"
+        if threshold == float("inf"):
+            note = f"learned detector p={predicted.probability:.2f} (not used: {', '.join(sorted(discounts & SETTLED_DISCOUNTS))})"
+        if learned_flags and not flagged:
+            flagged, category = True, category or predicted.category
+            score = 0.5 + 0.49 * (predicted.probability - threshold) / max(1e-6, 1.0 - threshold)
+            reason = f"{note} flags it; rules: {reason}"
+        else:
+            reason = f"{reason}; {note}"
+    if not flagged:
+        return Verdict(False, category, min(score, 0.49), reason, tuple(h.phrase for h in hits), key="crisis")
+    if rule_level != "none":
+        level = rule_level
+    elif predicted is not None and predicted.probability >= predicted.threshold:
+        level = predicted.level
+    else:
+        level = L.CATEGORY_LEVEL.get(category or "", "moderate")
+    if rule_level != "none" and rule_reason not in reason:
+        reason = f"{reason}; graded {rule_level}: {rule_reason}"
+    return Verdict(True, category or "suicidal_ideation", max(score, 0.5), reason, tuple(h.phrase for h in hits),
+                   key="crisis", level=level, about_someone_else=L.about_someone_else(text, category))
 
 
 def detect_crisis(text: str, **kwargs) -> CrisisVerdict:

@@ -83,7 +83,7 @@ MESSAGE_RULES: tuple[Rule, ...] = (
     Rule("suicidal_ideation", r"\bsuicid(e|al)\b", "mentions suicide", strong=False),
     Rule("suicidal_ideation", r"\b(want|wanted|wanting|wish|wishing|ready|going|planning|plan|need)\s+(to\s+)?(die|be dead|stop existing|not exist|disappear (forever|for good|permanently))\b", "wishes to die"),
     Rule("suicidal_ideation", r"\bwish(ed|ing)?\s+i\s+(was|were|'d be|could be)\s+dead\b|\bwish(ed)?\s+i\s+(had\s+)?never\s+(been\s+born|existed)\b|\bwish(ed)? i'?d never been born\b", "wishes to be dead"),
-    Rule("suicidal_ideation", r"\b(don'?t|do not|never)\s+want\s+to\s+(wake\s+up|live|be alive|exist|be here)\b(?!\s+(forever|like this in|in a world))", "does not want to live", negatable=False),
+    Rule("suicidal_ideation", r"\b(don'?t|do not|never)\s+want\s+to\s+(wake\s+up|live|be alive|exist|be here)\b(?!\s+(forever|like this in|in a world|in|with|near|next|at|there|on))", "does not want to live", negatable=False),
     Rule("suicidal_ideation", r"\b(hope|wish)\s+i\s+(don'?t|never|won'?t)\s+wake\s+up\b|\bgo to sleep and (never|not) wake up\b", "hopes not to wake up", negatable=False),
     Rule("suicidal_ideation", r"\b(better off|be better)\s+(dead|without me|if i (was|were)n?'?t (here|around|alive))\b", "believes others are better off without them"),
     Rule("suicidal_ideation", r"\b(no|not any|not a single|zero)\s+(reason|point)\s+(to|in|for)\s+(live|living|going on|keep going|being alive|be alive|stay alive|staying alive)\b", "sees no reason to live", negatable=False),
@@ -93,7 +93,7 @@ MESSAGE_RULES: tuple[Rule, ...] = (
     Rule("suicidal_ideation", r"\b(end|ending)\s+it\s+all\b|\bend\s+it\s+(tonight|today|now|soon)\b|\bcheck(ing)? out (for good|permanently)\b", "speaks of ending it all"),
     Rule("suicidal_ideation", r"\b(won'?t|will not|not going to)\s+be\s+(around|here|alive)\s+(much\s+longer|for long|tomorrow|anymore|next)\b", "says they will not be around", negatable=False),
     Rule("suicidal_ideation", r"\b(goodbye|good bye)\s+(forever|everyone|cruel world)\b|\bthis is (my )?(last|final) (message|goodbye|post)\b", "is saying goodbye"),
-    Rule("suicidal_ideation", r"\b(tired|sick)\s+of\s+(being\s+alive|living|life|existing)\b|\b(life|living) (isn'?t|is not|is no longer) worth( it| living)\b", "is tired of living", negatable=False),
+    Rule("suicidal_ideation", r"\b(tired|sick)\s+of\s+(being\s+alive|living|life|existing)\b(?!\s+(in|with|at|like|on|off|out|next|paycheck|here))|\b(life|living) (isn'?t|is not|is no longer) worth( it| living)\b", "is tired of living", negatable=False),
     Rule("suicidal_ideation", r"\bcan'?t (go on|keep going|do this anymore|take (it|this) anymore|keep living)\b", "says they cannot go on", strong=False, negatable=False),
     Rule("suicidal_ideation", r"\b(is|are|'s|'re)\s+(going to|planning to|about to|threatening to|talking about)\s+(kill|killing|hurt|hurting)\s+(himself|herself|themselves|themself)\b|\b(wants?|said (?:he|she|they) wants?) to (kill|hurt) (himself|herself|themselves|themself)\b|\b(talks?|talking|keeps talking|texted|posted)\s+about\s+(ending\s+(his|her|their)\s+(own\s+)?life|killing\s+(himself|herself|themselves)|suicide)\b", "someone else is at risk of suicide"),
     # ---- plan or means
@@ -160,6 +160,9 @@ FIGURES_OF_SPEECH: tuple[str, ...] = (
     r"\b(is|are|'s|'re|will|'ll)\s+(so\s+)?(going to|gonna|about to)?\s*(kill|murder)\s+me\s*(,|when|if|for|because|cause|cuz)",
     r"\bcut(ting)?\s+myself\s+(while|when)\s+(shaving|cooking|chopping|cutting|slicing)\b",
     r"\bcut\s+myself\s+(shaving|cooking|chopping)\b",
+    # An accident is literal: a cut or a burn while cooking, shaving, gardening or on something sharp.
+    r"\b(cut|cutting|burn|burned|burnt|burning|hurt|hurting)\s+(myself|my\s+(finger|thumb|hand|arm|leg|knee|foot))\b[^.?!]{0,50}\b(by accident|accidentally|while|when i was|on (a|the) (tin|can|knife|glass|stove|oven|pan|grater|mandoline|paper)|cooking|chopping|shaving|gardening|slicing|peeling|making (dinner|lunch|breakfast))\b",
+    r"\baccidentally\s+(cut|burned|burnt|hurt)\s+(myself|my)\b",
     r"\bcut(s|ting)?\s+(back|down)\b",
     r"\b(fall|fell|falling|trip|tripped|slip|slipped)\s+(\w+\s+){0,2}and\s+(hurt|injure|break)\s+(myself|my)\b",
     r"\bkill(ing)?\s+myself\s+(laughing|with laughter)\b",

@@ -7,17 +7,18 @@ Three kinds of reference, all accepted by :func:`load_model_for_inference`:
   Llama-2 of :mod:`therapy_align.training.tiny_model`, materialised at ``artifacts/tiny-llama-2``);
 * a **full model**: a hub id or a local directory holding a transformers ``config.json`` with a
   ``model_type`` key;
-* an **SFT run directory** ``runs/<name>`` written by ``recipes/sft_paper.py``.
+* an **SFT run directory** ``runs/<name>`` written by :func:`therapy_align.training.sft_run.train`
+  (``recipes/sft_paper.py``).
 
 Run directory layout and the ``runs/<name>/config.json`` schema (what this module reads)::
 
     runs/<name>/
-      config.json      # the recipe's resolved config (dataclasses.asdict), plus:
+      config.json      # the resolved SftConfig (model, lora, data, train, run sections), plus:
                        #   "schema": "therapy_align.training.sft_run/1"
                        #   "base_model": str          <- base model hub id or path (REQUIRED here)
-                       #   "base_model_ref": str      <- how the recipe named it ("tiny-base", a path..)
+                       #   "base_model_ref": str      <- how the config named it ("tiny-base", a path..)
                        #   "quantization": null | "4bit" | "8bit"   (how the base was loaded for training)
-                       #   "model": {"name_or_path": str, ...}     (the recipe's model section)
+                       #   "model": {"name_or_path": str, ...}     (the config's model section)
       adapter/         # PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors; the
                        #   trainer also drops a copy of the tokenizer files here)
       tokenizer/       # the tokenizer with the project chat template (pad = <unk>)
@@ -209,7 +210,7 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 
 def check_hub_reachable(ref: str, *, field: str = "--model") -> None:
     """Offline (``HF_HUB_OFFLINE=1``), a hub id whose files are not in the local cache cannot load:
-    say so now, before any data or weights are prepared (issue 14). Local references pass."""
+    say so now, before any data or weights are prepared. Local references pass."""
     kind, source = classify_reference(ref)
     hub_id = NAMED_BASES.get(source, source) if kind in ("named", "hub") else None
     if hub_id is None or Path(hub_id).exists() or hub_id == TINY_BASE_DIR:

@@ -1,25 +1,35 @@
-"""The pieces of an SFT run that are not the recipe's choices: data, run directory, held-out
-loss, supervised-token counting, metrics and the model card.
+"""The SFT run: :func:`train` takes an :class:`~therapy_align.training.config.SftConfig` and leaves a
+run directory (adapter, tokenizer, metrics, model card) that every later stage loads.
 
-``recipes/sft_paper.py`` owns the hyperparameters and builds ``trl.SFTConfig``; this module does
-the bookkeeping around ``SFTTrainer`` (no training loop here). Run-directory layout: see
-:mod:`therapy_align.training.models`.
+    from therapy_align.training.sft_run import train
+    run_dir = train(cfg, resume=False)     # cfg: a preset of recipes/sft_paper.py, with overrides
+
+Around TRL's ``SFTTrainer`` (no training loop here): the data (built once, cached), the trainer
+arguments (the config's ``train`` section passed through whole), held-out loss, supervised-token
+counting, metrics and the model card. Run-directory layout: see :mod:`therapy_align.training.models`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.data.masking import IGNORE_INDEX
+from therapy_align.errors import UserError
 from therapy_align.files import atomic_write_json, atomic_write_text, canonical_json, jsonable
-from therapy_align.training.models import RUN_SCHEMA, resolve_base
+from therapy_align.training.models import RUN_SCHEMA, TINY_BASE_DIR, resolve_base
+
+if TYPE_CHECKING:  # pragma: no cover
+    from therapy_align.training.config import SftConfig
 
 DATA_CACHE_DIR = Path("artifacts/sft-data")
 BUILD_SUMMARY = "build_summary.json"  # in each cached dataset: the build's statistics
@@ -33,7 +43,7 @@ def sft_dataset(data: BuildConfig, *, tokenizer, max_length: int | None, cache_d
                 summary_out: str | os.PathLike | None = None):
     """``DatasetDict(train, heldout)`` with ``input_ids``/``labels`` only, truncated to ``max_length``.
 
-    ``data`` is the recipe's data section: a :class:`~therapy_align.data.dataset_build.BuildConfig`
+    ``data`` is the config's data section: a :class:`~therapy_align.data.dataset_build.BuildConfig`
     (every build knob) plus ``max_train_rows``/``max_heldout_rows``. Chunks are built to
     ``data.max_tokens`` (the paper's "fit the context" chunking), so truncation only bites when
     ``max_length`` is smaller. Built datasets are cached under ``cache_dir`` keyed by the build
@@ -88,8 +98,10 @@ def _pipeline_code_hash() -> str:
 
     package = resources.files("therapy_align.data")
     digest = hashlib.sha256()
-    for name in ("transcripts.py", "cleaning.py", "chat_format.py", "chunking.py", "masking.py", "splits.py",
-                 "dataset_build.py", "system_prompts.py", "templates/llama2_chat.jinja"):
+    names = ["transcripts.py", "cleaning.py", "chat_format.py", "chunking.py", "masking.py", "splits.py",
+             "dataset_build.py", "system_prompts.py"]
+    names += sorted(f"templates/{t.name}" for t in package.joinpath("templates").iterdir() if t.name.endswith(".jinja"))
+    for name in names:
         digest.update(package.joinpath(name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -103,7 +115,7 @@ def supervised_count(labels) -> int:
 
 
 def write_run_config(run_dir: Path, config: Any, *, base_model_ref: str, quantization: str | None) -> dict:
-    """``runs/<name>/config.json``: the resolved recipe config plus the keys :mod:`models` reads."""
+    """``runs/<name>/config.json``: the resolved run config plus the keys :mod:`models` reads."""
     body = {
         "schema": RUN_SCHEMA,
         "base_model": resolve_base(base_model_ref),
@@ -124,6 +136,26 @@ def configure_wandb(run_dir: Path, *, project: str, name: str) -> None:
     os.environ.setdefault("WANDB_DIR", str(run_dir.resolve()))
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def wandb_run_settings(run_dir: Path, *, project: str, name: str) -> Iterator[None]:
+    """:func:`configure_wandb` for the duration of one run, the environment restored after it, so a
+    second run in the same process (``recipes/eval_paper.py`` trains two) logs under its own name."""
+    keys = ("WANDB_MODE", "WANDB_PROJECT", "WANDB_NAME", "WANDB_DIR", "WANDB_SILENT")
+    before = {key: os.environ.get(key) for key in keys}
+    configure_wandb(run_dir, project=project, name=name)
+    try:
+        yield
+    finally:
+        wandb = sys.modules.get("wandb")
+        if wandb is not None:  # a wandb session reads the environment once: end it with the run
+            wandb.teardown()
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
@@ -251,8 +283,6 @@ def write_model_card(run_dir: Path, *, config: dict, metrics: dict, command: str
 def train_and_save(trainer, config: Any, run_dir: Path, tokenizer, *, resume: bool, heldout: bool = True) -> Path:
     """Held-out loss at step 0, ``trainer.train`` (from the newest checkpoint with ``resume``),
     held-out loss at the end, then adapter, tokenizer, metrics and model card in ``run_dir``."""
-    import sys
-
     import torch
 
     acc = trainer.accelerator
@@ -314,3 +344,95 @@ def finish_wandb() -> None:
         return
     if wandb.run is not None:
         wandb.finish()
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def check_before_loading(cfg: SftConfig) -> None:
+    """Everything about ``cfg`` that can fail without loading a model: k-bit loading without CUDA,
+    a missing model or tokenizer (or an uncached hub id offline), a missing or malformed session file."""
+    from therapy_align.data.transcripts import load_plain_transcript
+    from therapy_align.paths import check_tokenizer_ref
+    from therapy_align.training.models import check_hub_reachable, check_quantization
+
+    check_quantization(cfg.model.quantization)
+    if cfg.model.name_or_path not in ("tiny-base", TINY_BASE_DIR):  # the tiny base is made on demand
+        check_hub_reachable(cfg.model.name_or_path, field="--model.name_or_path")
+    if cfg.model.tokenizer is not None:
+        check_tokenizer_ref(cfg.model.tokenizer, field="--model.tokenizer")
+    for path in cfg.data.extra_transcripts:
+        load_plain_transcript(path)
+
+
+def trainer_args(cfg: SftConfig, run_dir: Path):
+    """``trl.SFTConfig``: the ``train`` section whole, plus what follows from the run and the model."""
+    train = cfg.train
+    if "per_device_eval_batch_size" not in train and "per_device_train_batch_size" in train:
+        # the held-out loss batches like training unless the config says otherwise
+        train = train.replace(per_device_eval_batch_size=train["per_device_train_batch_size"])
+    if "data_seed" not in train and "seed" in train:  # the data order follows the seed unless set apart
+        train = train.replace(data_seed=train["seed"])
+    if train.get("padding_free"):  # TRL refuses max_length with padding_free: sft_dataset truncates instead
+        train = train.replace(max_length=None)
+    m = cfg.model
+    return train.build(output_dir=str(run_dir), run_name=cfg.name, report_to=["wandb"] if cfg.run.wandb else [],
+                       bf16=m.dtype == "bfloat16", fp16=m.dtype == "float16",
+                       gradient_checkpointing=m.gradient_checkpointing,
+                       use_cpu=m.quantization == "none" and _cpu_only())
+
+
+def _cpu_only() -> bool:  # no CUDA, or ACCELERATE_USE_CPU=true (multi-process CPU runs use gloo)
+    import torch
+
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+
+
+def make_trainer(cfg: SftConfig, run_dir: Path):
+    """``(SFTTrainer, tokenizer)`` for ``cfg``, writing ``run_dir/config.json`` and the data summary."""
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    from therapy_align.data.chat_format import load_tokenizer
+    from therapy_align.training.models import load_causal_lm
+
+    m = cfg.model
+    args = trainer_args(cfg, run_dir)
+    tokenizer = load_tokenizer(m.tokenizer)
+    with args.main_process_first(desc="build SFT data"):
+        data = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.get("max_length", args.max_length),
+                           summary_out=run_dir / DATA_SUMMARY if args.process_index == 0 else None)
+    if args.process_index == 0:
+        write_run_config(run_dir, cfg, base_model_ref=m.name_or_path, quantization=m.quantization)
+    model = load_causal_lm(m.name_or_path, quantization=None if m.quantization == "none" else m.quantization, dtype=m.dtype)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules), modules_to_save=list(cfg.lora.modules_to_save) or None,
+                      bias="none", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["heldout"],
+                         processing_class=tokenizer, peft_config=lora)
+    return trainer, tokenizer
+
+
+def train(cfg: SftConfig, *, resume: bool = False) -> Path:
+    """Train ``cfg`` into ``<runs_dir>/<name>/`` (from its newest checkpoint with ``resume``) and
+    return the run directory. Under ``accelerate launch`` every process calls it (DDP, FSDP, ZeRO-3)."""
+    check_before_loading(cfg)
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if not resume and newest_checkpoint(run_dir) is not None:
+        raise UserError("already has checkpoints", file=run_dir, fix="pass --resume, or pick another --name")
+    with wandb_run_settings(run_dir, project=cfg.wandb_project, name=cfg.name):
+        trainer, tokenizer = make_trainer(cfg, run_dir)
+        train_and_save(trainer, cfg, run_dir, tokenizer, resume=resume, heldout=cfg.run.heldout_eval)
+    del trainer  # what runs next in this process (evaluation loads its own models) gets the memory back
+    _release_memory()
+    return run_dir
+
+
+def _release_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,201 @@
+"""EMP-EVAL as a scorer (paper §2.2.3, Table 1): the ``empeval`` and ``judge`` report scorers, and
+``therapy-align empeval score``'s pairs file.
+
+Every path scores a pair into the same dict, ``EmpathyScores.row`` of the Python API::
+
+    {"emotional_reactions": {"level": 0|1|2, "probabilities": [p0, p1, p2]},
+     "interpretations": {...}, "explorations": {...}}
+
+:class:`EmpevalScorer` runs by name in every report (``empeval``; a second artifact as ``judge``,
+held out from any RL reward, gives ``judge_`` columns), and on a pairs file through
+:func:`score_file`; both go through ``therapy_align.scoring.score_pairs`` and its resumable store,
+stamped with :func:`artifact_identity`. Report columns (Table 1): ``E``, ``I``, ``X`` = sums of
+levels per 1,000 inputs, ``final`` = 0.2 E + 0.4 I + 0.4 X.
+
+The ``empeval`` factory picks the artifact (:func:`ensure_evaluator`): ``artifacts/empeval`` when it
+holds a trained evaluator; a quick one already in the run directory (flagged in every report); else,
+for runs that allow it, the default recipe trained once into ``artifacts/empeval``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from empeval import DEFAULT_ARTIFACT
+from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, summarise_levels
+from therapy_align.errors import UserError
+from therapy_align.evaluation.scorers import ScorerContext
+from therapy_align.files import atomic_write_json, check_output_path
+from therapy_align.scoring import read_pairs, score_pairs
+
+SHORT = {"emotional_reactions": "E", "interpretations": "I", "explorations": "X"}  # Table 1's columns
+IDENTITY_FILES = ("empeval_model.safetensors", "empeval_config.json", "config.json", "tokenizer.json", "vocab.txt")
+
+_identity_cache: dict[tuple, str] = {}
+
+
+def artifact_identity(path: str | os.PathLike) -> str:
+    """A hash of an artifact's weights, config and tokenizer files (cached per size and mtime)."""
+    path = Path(path)
+    files = [path / name for name in IDENTITY_FILES if (path / name).is_file()]
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _identity_cache:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode() + b"\0")
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _identity_cache[key] = digest.hexdigest()[:16]
+    return _identity_cache[key]
+
+
+class EmpevalScorer:
+    """EMP-EVAL levels per pair, summarised as Table 1's columns (``prefix`` + E, I, X, final).
+
+    The evaluator loads on the first :meth:`score` (a fully resumed cell never loads it).
+    ``evaluator`` may be given directly (any object with ``score(seekers, responses)`` returning
+    ``EmpathyScores``); then ``artifact`` only names it.
+    """
+
+    def __init__(self, artifact: str | os.PathLike = DEFAULT_ARTIFACT, *, name: str = "empeval", prefix: str = "",
+                 batch_size: int = 64, evaluator: Any = None, notes: Sequence[str] = ()) -> None:
+        self.artifact = Path(artifact)
+        self.name, self.prefix, self.batch_size = name, prefix, batch_size
+        self.notes = list(notes)
+        self._evaluator = evaluator
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from empeval.evaluator import load
+
+            self._evaluator = load(self.artifact, batch_size=self.batch_size)
+        return self._evaluator
+
+    def identity(self) -> dict[str, Any]:
+        if self._evaluator is not None and not self.artifact.is_dir():
+            return {"evaluator": type(self._evaluator).__name__, "artifact": str(self.artifact)}
+        return {"artifact": artifact_identity(self.artifact)}
+
+    def score(self, pairs: Sequence[Any]) -> list[dict[str, Any]]:
+        scores = self.evaluator.score([p.seeker for p in pairs], [p.response for p in pairs])
+        return [scores.row(index) for index in range(len(pairs))]
+
+    def columns(self) -> list[str]:
+        return [self.prefix + column for column in ("E", "I", "X", "final")]
+
+    def summarise(self, pairs: Sequence[Any], scores: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        summary = summarise_levels({m: [int(s[m]["level"]) for s in scores] for m in MECHANISMS})
+        scaled = summary[f"sums_per_{PAPER_INPUTS}"]
+        return {**{self.prefix + SHORT[m]: float(scaled[m]) for m in MECHANISMS},
+                self.prefix + "final": float(summary["final_score"])}
+
+    def describe(self, score: Mapping[str, Any]) -> str:
+        label = "EMP-EVAL levels" if not self.prefix else f"{self.name} levels"
+        return f"{label}: " + ", ".join(f"{SHORT[m]}={score[m]['level']}" for m in MECHANISMS)
+
+
+def summary_path(out: str | os.PathLike) -> Path:
+    """``scores.jsonl`` -> ``scores.summary.json``: each output has its own summary."""
+    out = Path(out)
+    return out.with_name(out.stem + ".summary.json")
+
+
+def score_file(
+    scorer: EmpevalScorer,
+    in_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    lenient: bool = False,
+    force: bool = False,
+    chunk_size: int = 512,
+    on_start: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Score every pair of ``in_path`` into ``out_path`` (resumable) and write its summary beside
+    it (:func:`summary_path`); returns the summary. Bad input fails before any scoring."""
+    check_output_path(out_path, inputs=[in_path])
+    check_output_path(summary_path(out_path), inputs=[in_path])
+    pairs, skipped = read_pairs(in_path, lenient=lenient)
+    scores = score_pairs(scorer, pairs, out_path, force=force, chunk_size=chunk_size, on_start=on_start,
+                         on_progress=on_progress)
+    summary = summarise_levels({m: [s[m]["level"] for s in scores] for m in MECHANISMS}, n_skipped=len(skipped))
+    summary.update(columns=scorer.summarise(pairs, scores), input=str(in_path), scorer=scorer.identity(),
+                   skipped_lines=skipped)
+    atomic_write_json(summary_path(out_path), summary)
+    return summary
+
+
+# A quick evaluator for smoke runs (the RL stage's tiny presets) when no trained artifact exists: one
+# epoch over at most this many batches per split. Its scores are noise-level; reports flag them.
+QUICK_EVALUATOR_BATCHES = 8
+QUICK_NOTE = ("**QUICK EVALUATOR**: no trained EMP-EVAL artifact was found, so a smoke-test evaluator "
+              "(1 epoch, a few batches) scored these responses; the numbers test the pipeline, not the "
+              "models. Train the real one: `therapy-align empeval train`.")
+
+
+@dataclass(frozen=True)
+class EvaluatorChoice:
+    path: Path
+    quick: bool  # trained here in smoke mode, not the full EMP-EVAL artifact
+
+    def describe(self) -> str:
+        kind = ("QUICK smoke-test evaluator (1 epoch, few batches): scores are not meaningful" if self.quick
+                else "trained EMP-EVAL artifact")
+        return f"{self.path} ({kind})"
+
+
+def is_evaluator_dir(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return all((path / name).is_file() for name in ("empeval_model.safetensors", "empeval_config.json", "config.json"))
+
+
+def ensure_evaluator(preferred: str | os.PathLike | None, quick_dir: str | os.PathLike, *, allow_quick: bool = True,
+                     progress: bool = True) -> EvaluatorChoice:
+    """``preferred`` (default ``artifacts/empeval``) when it holds a trained evaluator; else a quick
+    one already trained into ``quick_dir`` (flagged in reports); else, when ``allow_quick``, the
+    default recipe trained once into ``preferred``; else an error that says how to train it."""
+    preferred = Path(preferred or DEFAULT_ARTIFACT)
+    if is_evaluator_dir(preferred):
+        return EvaluatorChoice(preferred, quick=False)
+    quick_dir = Path(quick_dir)
+    if is_evaluator_dir(quick_dir):
+        return EvaluatorChoice(quick_dir, quick=True)
+    if not allow_quick:
+        raise UserError("no trained EMP-EVAL evaluator here", file=preferred, field="empeval",
+                        fix=f"train it with `therapy-align empeval train --out {preferred}`")
+    from empeval.config import TrainConfig
+    from empeval.training import train
+
+    # The default evaluator (all of EPITOME, the default recipe), not a smoke one: a report's EMP-EVAL
+    # columns then mean what the paper's do. Trained once into `preferred` (cached for every later run;
+    # resumes if interrupted); docs/evaluator.md gives its time and F1.
+    train(TrainConfig(), preferred, progress=progress)
+    return EvaluatorChoice(preferred, quick=False)
+
+
+def make_empeval_scorer(context: ScorerContext) -> EmpevalScorer:
+    """The ``empeval`` scorer: columns E, I, X, final (Table 1)."""
+    choice = ensure_evaluator(context.artifact("empeval", DEFAULT_ARTIFACT), context.work_dir / "empeval-quick",
+                              allow_quick=context.allow_quick)
+    if context.console is not None:
+        context.console.print(f"EMP-EVAL: {choice.describe()}")
+    return EmpevalScorer(choice.path, name="empeval", notes=[QUICK_NOTE] if choice.quick else [])
+
+
+def make_judge_scorer(context: ScorerContext) -> EmpevalScorer:
+    """The ``judge`` scorer: an EMP-EVAL artifact kept out of any reward, columns judge_E ... judge_final."""
+    path = context.artifact("judge")
+    if not path:
+        raise UserError("the judge scorer needs its artifact", field="artifacts",
+                        fix="pass judge=<EMP-EVAL artifact dir> in the artifacts setting")
+    if not is_evaluator_dir(path):
+        raise UserError("not a trained EMP-EVAL artifact", file=path, field="judge",
+                        fix="train one with `therapy-align empeval train --out DIR`")
+    return EmpevalScorer(path, name="judge", prefix="judge_")
