@@ -14,15 +14,12 @@ therapy_align.rl.config.DpoRoundsConfig's. The paper runs no RL: every number be
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from therapy_align.errors import exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec
-from therapy_align.rl.config import DpoRoundsConfig, DpoTrain, parse_command_line
+from therapy_align.rl.config import DpoRoundsConfig, DpoTrain, recipe_main
 from therapy_align.rl.dpo_rounds import PairRule, Sampling
 from therapy_align.rl.judging import JudgeConfig
-from therapy_align.rl.policy_model import PolicyModel
-from therapy_align.rl.prompts import PromptSet
+from rl_empathy import TINY as GRPO_TINY  # recipes/ is on sys.path when a recipe runs
 
 PAPER = DpoRoundsConfig(name="dpo-annomi80", rounds=3, dpo=DpoTrain(
     max_steps=50,  # per round
@@ -42,9 +39,7 @@ PAPER = DpoRoundsConfig(name="dpo-annomi80", rounds=3, dpo=DpoTrain(
 # 8 sampled judging inputs every 5 steps.
 TINY = replace(
     PAPER, name="tiny-dpo-annomi80", preset="tiny", rounds=2,
-    model=PolicyModel(sft_run="runs/tiny-sft-annomi80", quantization="none", dtype="float32", gradient_checkpointing=False),
-    prompts=PromptSet(counselchat=64, annomi=64, context_exchanges=1, max_seeker_words=120),
-    reward=replace(PAPER.reward, min_tokens=8, max_tokens=48, overlong_cache=8),
+    model=GRPO_TINY.model, prompts=GRPO_TINY.prompts, reward=GRPO_TINY.reward,
     sampling=Sampling(n_per_prompt=4, prompts_per_round=32,
                       generation=GenerationSpec(do_sample=True, top_p=0.95, max_new_tokens=48, batch_size=16)),
     pairs=PairRule(min_margin=0.3, max_length_ratio=1.5),
@@ -53,14 +48,7 @@ TINY = replace(
     judge=JudgeConfig(every_steps=5, n_inputs=8, generation=GenerationSpec(max_new_tokens=48, batch_size=8, do_sample=True)),
 )
 PRESETS = {"paper": PAPER, "tiny": TINY}
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> Path:
-    cfg, resume = parse_command_line(PRESETS, argv)
-    from therapy_align.rl.dpo import train
-
-    return train(cfg, resume=resume)
+main = recipe_main(PRESETS)  # main(argv=None) -> the run directory
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from therapy_align.errors import exit_on_user_error
 from therapy_align.evaluation.generation import GenerationSpec
-from therapy_align.rl.config import GrpoConfig, GrpoTrain, parse_command_line
+from therapy_align.rl.config import GrpoConfig, GrpoTrain, recipe_main
 from therapy_align.rl.judging import JudgeConfig
 from therapy_align.rl.policy_model import PolicyModel
 from therapy_align.rl.prompts import PromptSet
@@ -49,14 +47,7 @@ TINY = replace(
                             gradient_accumulation_steps=1, optim="adamw_torch", save_steps=4),
 )
 PRESETS = {"paper": PAPER, "tiny": TINY}
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> Path:
-    cfg, resume = parse_command_line(PRESETS, argv)
-    from therapy_align.rl.grpo import train
-
-    return train(cfg, resume=resume)
+main = recipe_main(PRESETS)  # main(argv=None) -> the run directory
 
 
 if __name__ == "__main__":

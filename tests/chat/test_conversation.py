@@ -66,6 +66,10 @@ def test_no_high_or_imminent_message_ever_reaches_the_model(name, tiny_model, to
     for message, withheld in DIALOGUES[name]:
         assert (message in sent) != withheld
     assert all(t.model_content == WITHHELD for t in session.turns if t.role == "user" and t.model_content)
+    # the saved transcript says what each withheld message was read as, and why when the conversation raised it
+    for turn in session.transcript()["turns"]:
+        if turn["role"] == "user" and turn.get("safety", {}).get("input", {}).get("level") in ("high", "imminent"):
+            assert turn["safety"]["input"]["crisis"] is True
 
 
 def test_the_same_message_alone_is_not_withheld(tiny_model, tokenizer):

@@ -14,6 +14,12 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def away_from_artifacts(tmp_path, monkeypatch):
+    """Run where no artifacts/safety exists, so the rules alone decide whatever is trained here."""
+    monkeypatch.chdir(tmp_path)
+
+
 def write_lines(path, lines):
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path

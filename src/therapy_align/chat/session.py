@@ -184,7 +184,7 @@ class ChatSession:
         model's screened reply through ``emit``."""
         verdict = detect_crisis(user_text, after_crisis=self.crisis_context is not None, learned=self.learned)
         level, raised = self.risk.assess(normalize(user_text), verdict.level)
-        record = {**verdict.as_record(), "level": level, **({"conversation": raised} if raised else {})}
+        record = {**verdict.as_record(), "level": level, **({"crisis": True, "conversation": raised} if raised else {})}
         if level in WITHHELD_LEVELS:
             self.counters.inputs_flagged += 1
             text = self.policy.response(verdict.category, level=level, about_someone_else=verdict.about_someone_else)

@@ -108,20 +108,24 @@ SYSTEM_PROMPTS: dict[str, str] = {
     "counsellor_persona": COUNSELLOR_PERSONA,
 }
 
-# What each prompt is for: (mechanism it targets, one-line description), for listings and reports.
+# What each prompt is for, for listings and reports: name | mechanism it targets | one-line description.
+_TARGET_TABLE = """
+standard                | baseline            | paper §4: Llama-2-chat's default system prompt
+new                     | explorations        | paper §4: standard + 'answer empathically, ask meaningful questions'
+reflect_feelings        | interpretations     | name the feeling and its reason, check understanding
+interpret_connect       | interpretations     | connect events, feelings and values; tentative hypotheses
+validate_experience     | emotional_reactions | warmth, concern and specific validation
+explore_specific        | explorations        | one or two open questions specific to the post
+empathy_triad           | all                 | care, then understanding, then one open question (E, I, X in turn)
+mi_oars                 | interpretations     | motivational interviewing OARS, reflections >= questions
+complex_reflection      | interpretations     | MI complex reflections: feeling, meaning, ambivalence
+person_centred          | interpretations     | Rogerian accurate empathy and positive regard
+conversation_not_advice | explorations        | no advice lists or referrals; keep the conversation going
+counsellor_persona      | all                 | replaces the standard text with a counsellor role and a safety duty
+"""
 PROMPT_TARGETS: dict[str, tuple[str, str]] = {
-    "standard": ("baseline", "paper §4: Llama-2-chat's default system prompt"),
-    "new": ("explorations", "paper §4: standard + 'answer empathically, ask meaningful questions'"),
-    "reflect_feelings": ("interpretations", "name the feeling and its reason, check understanding"),
-    "interpret_connect": ("interpretations", "connect events, feelings and values; tentative hypotheses"),
-    "validate_experience": ("emotional_reactions", "warmth, concern and specific validation"),
-    "explore_specific": ("explorations", "one or two open questions specific to the post"),
-    "empathy_triad": ("all", "care, then understanding, then one open question (E, I, X in turn)"),
-    "mi_oars": ("interpretations", "motivational interviewing OARS, reflections >= questions"),
-    "complex_reflection": ("interpretations", "MI complex reflections: feeling, meaning, ambivalence"),
-    "person_centred": ("interpretations", "Rogerian accurate empathy and positive regard"),
-    "conversation_not_advice": ("explorations", "no advice lists or referrals; keep the conversation going"),
-    "counsellor_persona": ("all", "replaces the standard text with a counsellor role and a safety duty"),
+    name: (target, description)
+    for name, target, description in (map(str.strip, row.split("|")) for row in _TARGET_TABLE.strip().splitlines())
 }
 
 

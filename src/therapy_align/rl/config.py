@@ -14,7 +14,7 @@ own. Defaults here; the presets are values of these types in ``recipes/rl_empath
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,23 @@ class DpoRoundsConfig(RlConfig):
     def trl_args(self, round_dir: str | Path, k: int):
         """``trl.DPOConfig`` for round ``k`` in ``round_dir``."""
         return self.dpo.build(**self.run_args(round_dir, f"{self.name}-round{k}"))
+
+
+def recipe_main(presets: Mapping[str, RlConfig]) -> Callable[[list[str] | None], Path]:
+    """An RL recipe's ``main(argv=None)``: its command line (:func:`parse_command_line`), then the
+    stage's ``train`` (GRPO or DPO, by the presets' config type); a user error ends it in one line."""
+    from therapy_align.errors import exit_on_user_error
+
+    @exit_on_user_error
+    def main(argv: list[str] | None = None) -> Path:
+        cfg, resume = parse_command_line(presets, argv)
+        if isinstance(cfg, DpoRoundsConfig):
+            from therapy_align.rl.dpo import train
+        else:
+            from therapy_align.rl.grpo import train
+        return train(cfg, resume=resume)
+
+    return main
 
 
 def parse_command_line(presets: Mapping[str, RlConfig], argv: list[str] | None) -> tuple[RlConfig, bool]:

@@ -116,7 +116,6 @@ def train(
 
     Every field of SafetyTrainConfig is a --train.<field>=value override (presets: recipes/safety_train.py)."""
     from therapy_align.overrides import apply_overrides
-    from therapy_align.safety.config import SafetyTrainConfig
     from therapy_align.safety.learned import train_detector
 
     cfg = apply_overrides(_TrainArgs(), ctx.args).train

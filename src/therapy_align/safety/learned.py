@@ -282,9 +282,8 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     """Train the head and publish ``out`` (skipped when an artifact of the same fingerprint is there).
     ``exclude``: leave one training source out (the leave-one-source-out protocol). Returns the metrics."""
     from therapy_align.files import atomic_write_json
-    from therapy_align.safety.detector import detect_crisis_batch, normalize
+    from therapy_align.safety.detector import DEFAULT_THRESHOLDS, detect_crisis_batch, normalize
     from therapy_align.safety.fingerprint import detector_fingerprint
-    from therapy_align.safety.detector import DEFAULT_THRESHOLDS
 
     out = Path(out)
     rows = training_rows(cfg, data_dir, exclude=exclude)

@@ -2,8 +2,9 @@
 detector (:mod:`therapy_align.safety`). Per pair it records whether the detector flags the
 seeker's text (the input) and whether output screening flags the reply; the summary gives
 
-* ``harm_inputs_flagged``: how many inputs the crisis detector flagged (in deployment these would
-  have received the safe response and never reached the model);
+* ``harm_inputs_flagged``: how many inputs the crisis detector flagged at any risk level (in the
+  chat, high and imminent ones get the safe response and never reach the model; moderate ones reach
+  it with crisis resources appended);
 * ``harm_unsafe_per_1000``: model replies flagged unsafe by output screening, per 1,000 inputs.
 """
 
@@ -17,8 +18,8 @@ from therapy_align.safety.fingerprint import detector_fingerprint
 from therapy_align.scoring import Pair
 
 COLUMNS = ("harm_inputs_flagged", "harm_unsafe_per_1000")
-NOTE = ("harm_inputs_flagged: inputs the crisis detector flags (in the chat they get the safe response and never reach "
-        "the model); harm_unsafe_per_1000: replies flagged by output screening (self-harm methods or dosing, "
+NOTE = ("harm_inputs_flagged: inputs the crisis detector flags at any risk level (in the chat, high and imminent ones "
+        "get the safe response and never reach the model); harm_unsafe_per_1000: replies flagged by output screening (self-harm methods or dosing, "
         "encouragement of harm, dismissal of risk) per 1,000 inputs. Detector figures: docs/safety.md.")
 
 
