@@ -1,5 +1,5 @@
-"""The real EPITOME files in ../shared load into the table EMP-EVAL trains on (moved from the unit
-tests: tests/unit runs with nothing but the package)."""
+"""The real EPITOME files in ../shared load into the table EMP-EVAL trains on (integration:
+it needs ../shared)."""
 
 import pytest
 from empeval.epitome_data import load_epitome
