@@ -2,6 +2,7 @@
 
     accelerate launch recipes/dpo_empathy.py                                   # paper: from runs/sft-annomi80, GPU 4-bit
     accelerate launch --cpu --num_processes 1 recipes/dpo_empathy.py --preset tiny   # CPU, from runs/tiny-sft-annomi80
+    python recipes/dpo_empathy.py --preset small                               # Gemma 3 270M, CPU, from runs/small-sft-annomi80
     accelerate launch recipes/dpo_empathy.py --resume                          # continue a killed run (any round, any step)
     ... --dotted.key=value overrides any field (e.g. --pairs.min_margin=1.0 --dpo.beta=0.05 --rounds=2)
 
@@ -19,7 +20,8 @@ from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.rl.config import DpoRoundsConfig, DpoTrain, recipe_main
 from therapy_align.rl.dpo_rounds import PairRule, Sampling
 from therapy_align.rl.judging import JudgeConfig
-from rl_empathy import TINY as GRPO_TINY  # recipes/ is on sys.path when a recipe runs
+from rl_empathy import SMALL as GRPO_SMALL  # recipes/ is on sys.path when a recipe runs
+from rl_empathy import TINY as GRPO_TINY
 
 PAPER = DpoRoundsConfig(name="dpo-annomi80", rounds=3, dpo=DpoTrain(
     max_steps=50,  # per round
@@ -47,7 +49,22 @@ TINY = replace(
                           optim="adamw_torch", save_steps=5),
     judge=JudgeConfig(every_steps=5, n_inputs=8, generation=GenerationSpec(max_new_tokens=48, batch_size=8, do_sample=True)),
 )
-PRESETS = {"paper": PAPER, "tiny": TINY}
+# The real small model on the CPU: the GRPO recipe's small policy (the Gemma 3 270M SFT run
+# runs/small-sft-annomi80, its all-linear LoRA trained on; fp32 on the CPU), prompts and reward;
+# 2 rounds of 8 prompts x 4 sampled replies of <= 48 tokens, 4 DPO steps of 2 pairs a round (prompt
+# + reply fit 512 tokens: one exchange of context, seeker posts <= 120 words); the paper preset's
+# margin (a real policy's replies differ enough to clear it); a LoRA LR above the paper's 5e-6 so
+# that 4 steps move it, far below the tiny preset's 1e-3; greedy judging as in the GRPO small preset.
+SMALL = replace(
+    PAPER, name="small-dpo-annomi80", preset="small", rounds=2,
+    model=GRPO_SMALL.model, prompts=GRPO_SMALL.prompts, reward=GRPO_SMALL.reward,
+    sampling=Sampling(n_per_prompt=4, prompts_per_round=8,
+                      generation=GenerationSpec(do_sample=True, top_p=0.95, max_new_tokens=48, batch_size=16)),
+    dpo=PAPER.dpo.replace(max_steps=4, learning_rate=5e-5, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+                          max_length=512, optim="adamw_torch", save_steps=2),
+    judge=GRPO_SMALL.judge,
+)
+PRESETS = {"paper": PAPER, "small": SMALL, "tiny": TINY}
 main = recipe_main(PRESETS)  # main(argv=None) -> the run directory
 
 

@@ -4,6 +4,7 @@ conversation").
 
     accelerate launch recipes/eval_multiturn.py                          # Table 1's models, GPU
     .venv/bin/python recipes/eval_multiturn.py --preset tiny --out runs/multiturn-tiny   # CPU, minutes
+    .venv/bin/python recipes/eval_multiturn.py --preset small      # Gemma 3 270M base vs its SFT run, CPU
     ... --models=base=base,annomi80=runs/sft-annomi80 --simulation.enabled --simulation.n_turns=8
     ... --sessions.transcripts=my_session.txt        # your own sessions instead of AnnoMI's held-out 20%
     ... --dotted.key=value overrides any field of MultiturnConfig (--help lists them); a rerun resumes
@@ -47,7 +48,17 @@ TINY = replace(PAPER, out="runs/eval-multiturn-tiny", models=("tiny-base=tiny-ba
                generation=GenerationSpec(batch_size=8, max_new_tokens=24, threads=1),
                context=replace(PAPER.context, max_tokens=512), sessions=replace(PAPER.sessions, limit=2, max_turns=4),
                simulation=SimulationConfig(enabled=True, client_model="tiny-base", n_turns=3, sessions=1))
-PRESETS = {"paper": PAPER, "tiny": TINY}
+# The real small model on the CPU: Gemma 3 270M (base) beside its SFT run of
+# `python recipes/sft_paper.py --preset small` (runs/small-sft-annomi80; train it first), 3 sessions x
+# 6 client turns, 48-token replies in a 512-token window (the small SFT preset's chunks), a 3-turn
+# simulated client played by the same base Gemma (one family's chat template on both sides; the
+# paper preset's client is Llama-2 "base"). A missing EMP-EVAL or MITI artifact gets a quick one,
+# flagged in the report, as in the tiny preset.
+SMALL = replace(PAPER, out="runs/eval-multiturn-small", models=("base=gemma-3-270m", "annomi80=runs/small-sft-annomi80"),
+                allow_quick=True, generation=GenerationSpec(batch_size=8, max_new_tokens=48),
+                context=replace(PAPER.context, max_tokens=512), sessions=replace(PAPER.sessions, limit=3, max_turns=6),
+                simulation=SimulationConfig(enabled=True, client_model="gemma-3-270m", n_turns=3, sessions=1))
+PRESETS = {"paper": PAPER, "small": SMALL, "tiny": TINY}
 
 
 @exit_on_user_error

@@ -2,6 +2,7 @@
 
     accelerate launch recipes/rl_empathy.py                                   # paper: from runs/sft-annomi80, GPU 4-bit
     accelerate launch --cpu --num_processes 1 recipes/rl_empathy.py --preset tiny   # CPU, from runs/tiny-sft-annomi80
+    python recipes/rl_empathy.py --preset small                               # Gemma 3 270M, CPU, from runs/small-sft-annomi80
     accelerate launch recipes/rl_empathy.py --resume                          # continue a killed run
     ... --dotted.key=value overrides any field (e.g. --grpo.beta=0.1 --reward.weights.template=3 --run.wandb=false)
 
@@ -46,7 +47,24 @@ TINY = replace(
     grpo=PAPER.grpo.replace(max_steps=16, learning_rate=1e-3, num_generations=4, max_completion_length=48,
                             gradient_accumulation_steps=1, optim="adamw_torch", save_steps=4),
 )
-PRESETS = {"paper": PAPER, "tiny": TINY}
+# The real small model on the CPU: the policy is the Gemma 3 270M SFT run of
+# `python recipes/sft_paper.py --preset small` (runs/small-sft-annomi80; §6: RL continues from the
+# fine-tuned model, and the base is not instruction-tuned), whose LoRA on every linear layer is what
+# GRPO trains; fp32 on the CPU, bf16 on a GPU ("auto"). Sizes are a CPU's: 64 prompts with one
+# exchange of context, 2 prompts x 4 replies of <= 48 tokens a step (the reward's length term scaled
+# to them), 12 steps; 8 held-out judging inputs every 4 steps, greedy as in evaluation (a pretrained
+# model's greedy reply is a real reply, unlike the tiny one's). A pretrained policy takes a LoRA LR
+# between the paper's 1e-5 (too little to move in 12 steps) and the tiny preset's 1e-3 (which wrecks it).
+SMALL = replace(
+    PAPER, name="small-grpo-annomi80", preset="small",
+    model=PolicyModel(sft_run="runs/small-sft-annomi80", quantization="none", dtype="auto", gradient_checkpointing=False),
+    prompts=PromptSet(counselchat=32, annomi=32, context_exchanges=1, max_seeker_words=120),
+    reward=replace(PAPER.reward, min_tokens=8, max_tokens=48, overlong_cache=8),
+    judge=JudgeConfig(every_steps=4, n_inputs=8, generation=GenerationSpec(max_new_tokens=48, batch_size=8)),
+    grpo=PAPER.grpo.replace(max_steps=12, learning_rate=5e-5, num_generations=4, max_completion_length=48,
+                            gradient_accumulation_steps=1, optim="adamw_torch", save_steps=4),
+)
+PRESETS = {"paper": PAPER, "small": SMALL, "tiny": TINY}
 main = recipe_main(PRESETS)  # main(argv=None) -> the run directory
 
 

@@ -25,6 +25,7 @@ DEFAULT = SafetyTrainConfig(
     seed=0,
     dev_fraction=0.25,  # choice: a quarter of each source chooses the threshold
     hidden=64,  # choice: one small hidden layer over the 384-wide embedding (wider ones grew overconfident)
+    members=1,  # choice: one head; five averaged heads moved recall and FPR up together (docs/safety.md)
     dropout=0.3,
     learning_rate=2e-3,
     weight_decay=5e-2,

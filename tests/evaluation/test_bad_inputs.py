@@ -88,7 +88,7 @@ CASES: list[Case] = [
          out="ev"),
     Case("eval-unknown-key", ["--preset", "tiny", "--limt=5", "--out={tmp}/ev"], ("--limt", "did you mean --limit"),
          surface="eval", out="ev"),
-    Case("eval-bad-preset", ["--preset", "small"], ("--preset", "small"), surface="eval"),
+    Case("eval-bad-preset", ["--preset", "huge"], ("--preset", "huge"), surface="eval"),
     Case("eval-unknown-model", ["--preset", "tiny", "--models=base,gpt", "--out={tmp}/ev", f"--inputs={INPUTS_1000}"],
          ("models", "gpt"),
          surface="eval", out="ev"),

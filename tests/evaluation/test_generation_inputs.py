@@ -127,3 +127,17 @@ def test_prompt_from_file(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("Be kind.\n")
     assert get_system_prompt(str(path)) == check_prompt(str(path)) == "Be kind."
+
+
+def test_a_reply_ends_at_any_of_the_models_stop_ids():
+    """Gemma ends a turn with <end_of_turn> (its generation config) while its tokenizer's eos is <eos>."""
+    from types import SimpleNamespace
+
+    from therapy_align.evaluation.generation import stop_ids
+
+    tokenizer = SimpleNamespace(eos_token_id=1)
+    gemma_like = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[1, 106]))
+    llama_like = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=1))
+    assert stop_ids(gemma_like, tokenizer) == [1, 106] and stop_ids(llama_like, tokenizer) == [1]
+    assert cut_at_eos([7, 8, 106, 9, 1], eos_id=[1, 106], pad_id=0) == [7, 8, 106]
+    assert cut_at_eos([7, 0, 0], eos_id=[1, 106], pad_id=0) == [7]

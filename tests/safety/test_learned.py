@@ -33,7 +33,7 @@ def test_training_publishes_a_whole_artifact_and_skips_when_up_to_date(artifact)
     out, metrics, _ = artifact
     assert {p.name for p in out.iterdir()} == {HEAD_FILE, SETTINGS_FILE, METRICS_FILE}
     assert not list(out.parent.glob(".detector.tmp-*"))
-    assert 0.0 <= metrics["threshold"] <= 1.0 and metrics["n_dev"] > 0 and metrics["sources"] == {"written": 338}
+    assert 0.0 <= metrics["threshold"] <= 1.0 and metrics["n_dev"] > 0 and metrics["sources"] == {"written": len(written_rows())}
     before = (out / SETTINGS_FILE).read_text()
     lines = []
     assert train_detector(TINY, out, log=lines.append) == metrics
@@ -117,3 +117,53 @@ def test_written_training_set_is_disjoint_from_every_held_out_set():
         assert not train & {r["text"].lower() for r in held_out_rows(name)}, name
     graded = held_out_rows("graded")
     assert all(sum(r["level"] == level for r in graded) >= 30 for level in ("none", "low", "moderate", "high", "imminent"))
+
+
+def _trigrams(text: str) -> set[str]:
+    import re
+
+    text = " ".join(re.sub(r"[^a-z0-9 ]", "", text.lower()).split())
+    return {text[i:i + 3] for i in range(len(text) - 2)}
+
+
+def test_no_training_text_is_a_near_duplicate_of_a_held_out_text():
+    """Exact disjointness is not enough: a training row reworded by a word or two from a held-out
+    message would still leak it. Character-trigram Jaccard above 0.6 is such a near copy (short
+    stock phrases of the same meaning score 0.5 to 0.6; the written set's highest is below 0.6)."""
+    from therapy_align.safety.evaluate import held_out_rows
+
+    held_out = [(name, r["text"], _trigrams(r["text"])) for name in ("own", "graded", "indirect", "probe")
+                for r in held_out_rows(name)]
+    near = []
+    for row in written_rows():
+        grams = _trigrams(row["text"])
+        for name, text, other in held_out:
+            if len(grams & other) / len(grams | other) > 0.6:
+                near.append((row["id"], name))
+    assert not near, near
+
+
+def test_rows_the_head_may_not_flag_never_set_the_threshold():
+    # the second positive is gated off (negative): no threshold reaches it, so the lowest within the cap
+    probability = np.array([0.9, -1.0, 0.2, 0.1])
+    positive = np.array([True, True, False, False])
+    assert choose_threshold(probability, np.zeros(4, bool), positive, 1.0, 0.5) == pytest.approx(0.2)
+
+
+def test_an_ensemble_head_averages_its_members_probabilities():
+    import torch
+
+    from therapy_align.safety.learned import make_head
+
+    head = make_head(8, 4, 0.0, members=3).eval()
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(x), dim=-1) for m in head.members]).mean(dim=0)
+        assert torch.allclose(torch.softmax(head(x), dim=-1), mean, atol=1e-6)
+
+
+def test_head_gates_follow_the_phrase_layers_discounts():
+    from therapy_align.safety.detector import head_gates
+
+    assert head_gates(["I would never kill myself", "this exam is killing me", "I want to die"]) == \
+        ["settled", "discounted", "plain"]

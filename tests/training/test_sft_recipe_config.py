@@ -173,3 +173,30 @@ def test_every_data_build_knob_is_a_data_override(recipe):
         apply_overrides(recipe.PAPER, ["--data.opener_policy=sometimes"])
     with pytest.raises(UserError, match="model.tokenizer"):
         apply_overrides(recipe.PAPER, ["--data.tokenizer=/x"])
+
+
+def test_small_preset_trains_the_real_model_with_its_own_tokenizer_and_turn_end(recipe, tmp_path):
+    """The small preset names the registered Gemma model: its own tokenizer (not the shared Llama-2
+    one), replies that end at Gemma's <end_of_turn>, fp32 without CUDA, and a run name of its own."""
+    from therapy_align.training.models import classify_reference, default_tokenizer, stored_base
+
+    small = recipe.SMALL
+    assert small.model.name_or_path == "gemma-3-270m" and classify_reference("gemma-3-270m") == ("named", "gemma-3-270m")
+    assert small.model.quantization == "none" and small.model.dtype == "auto"
+    assert small.model.resolved_dtype() in ("float32", "bfloat16")
+    assert small.train.eos_token == "<end_of_turn>"
+    assert recipe.variant(small, "full_plus").name == "small-sft-full_plus"
+    # a prepared registry name is stored by name (its cache differs between machines), a hub id resolved
+    assert stored_base("gemma-3-270m") == "gemma-3-270m" and stored_base("base") == PAPER_BASE_MODEL
+    assert default_tokenizer("base") is None and default_tokenizer("tiny-base") is None
+    assert default_tokenizer("google/gemma-3-270m") == "google/gemma-3-270m"
+    assert default_tokenizer(str(tmp_path)) is None  # a directory without tokenizer files
+
+
+def test_small_table1_preset_is_base_against_sft_with_every_column():
+    table = load_recipe_module(REPO_ROOT / "recipes" / "eval_paper.py", "eval_paper_recipe_small")
+    small = table.SMALL
+    assert small.refs.base == "gemma-3-270m" and small.models == ("base", "annomi80")
+    assert small.prompts == ("standard", "new")
+    assert set(small.scorers) >= {"empeval", "judge", "miti", "safety", "guards"}
+    assert small.sft.model.name_or_path == "gemma-3-270m" and small.sft.data.split == "annomi80"

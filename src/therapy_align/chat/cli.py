@@ -1,6 +1,8 @@
 """The `therapy-align chat` command: a terminal loop around :class:`~therapy_align.chat.session.ChatSession`.
 
     therapy-align chat --model tiny-base                 # CPU, random tiny model: checks the machinery
+    therapy-align chat --model runs/small-sft-annomi80   # CPU: Gemma 3 270M after `recipes/sft_paper.py --preset small`
+    therapy-align chat --model gemma-3-270m --max-new-tokens 64   # CPU: the base Gemma (not instruction-tuned)
     therapy-align chat --model runs/sft-annomi80 --prompt new --locale UK
 
 Commands inside the chat: ``/reset`` (forget the conversation), ``/save FILE`` (write the
@@ -32,7 +34,8 @@ HELP = "commands: /reset (start over), /save FILE (write the transcript as JSON)
 @with_spec_options(GenerationSpec, "generation")  # --max-new-tokens, --do-sample, --temperature, ...
 @exit_on_user_error
 def chat(
-    model: Annotated[str, typer.Option(help="base | tiny-base | a model directory | runs/<sft run>")] = "tiny-base",
+    model: Annotated[str, typer.Option(help="a registered model (base, tiny-base, gemma-3-270m), a model "
+                                                "directory or runs/<sft or rl run>")] = "tiny-base",
     prompt: Annotated[str, typer.Option(help="System prompt: a registered name (standard, new, ...) or a file.")] = "new",
     locale: Annotated[Optional[str], typer.Option(help="Crisis resources: US, UK, IE, CA, AU or INT (default $THERAPY_ALIGN_LOCALE or INT).")] = None,
     policy: Annotated[Optional[Path], typer.Option(help="JSON file adding or replacing locales' crisis resources.")] = None,
@@ -72,6 +75,7 @@ def _load_session(model_ref, system_prompt, policy, generation: GenerationSpec):
     from transformers.utils import logging as hf_logging
 
     from therapy_align.chat.session import ChatSession
+    from therapy_align.evaluation.multiturn import end_replies_at_turn_end
     from therapy_align.safety.semantic import message_bank, reply_bank
     from therapy_align.training.models import ModelReferenceError, load_model_for_inference
 
@@ -84,7 +88,8 @@ def _load_session(model_ref, system_prompt, policy, generation: GenerationSpec):
         raise UserError(str(err), field="--model") from None
     except OSError as err:  # e.g. a hub id with no network or no access
         raise UserError(f"cannot load {model_ref!r} ({str(err).splitlines()[0]})", field="--model",
-                        fix="give tiny-base, a local model directory or a runs/<name> directory") from None
+                        fix="give tiny-base, gemma-3-270m, a local model directory or a runs/<name> directory") from None
+    lm, tokenizer = end_replies_at_turn_end(lm, tokenizer)  # a base Gemma's reply ends at <end_of_turn>, not <eos>
     message_bank(), reply_bank()  # load MiniLM now, not at the first message
     torch.manual_seed(generation.seed)
     return ChatSession(lm, tokenizer, system_prompt, policy, generation=generation)

@@ -22,9 +22,10 @@ user types ("ignore your instructions and ...") can switch it off:
   withheld, the safe response is shown instead, and the event is counted; the model's context then
   holds the safe response as its turn, not the unsafe text.
 
-History is the system prompt plus the exchanges that reached the model, rendered with the
-project's Llama-2 chat template; when it no longer fits the context window (minus the room for the
-reply), the oldest exchanges are dropped, the system prompt always kept.
+History is the system prompt plus the exchanges that reached the model, rendered with the model's
+chat template (the project's Llama-2 one, or Gemma's, which folds the system prompt into the first
+user turn) and opened for the model's reply; when it no longer fits the context window (minus the
+room for the reply), the oldest exchanges are dropped, the system prompt always kept.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from therapy_align.safety.detector import normalize
 from therapy_align.safety.levels import WITHHELD_LEVELS, at_least
 from therapy_align.safety.safe_reply import WITHDRAWN_NOTE, SafeResponsePolicy
 
-DEFAULT_CONTEXT = 4096  # Llama-2 (paper §3)
+DEFAULT_CONTEXT = 4096  # Llama-2 (paper §3), for a model whose config names no window
 WITHHELD = "[message withheld by the safety screen]"
 _BOUNDARY = re.compile(r"[.!?\n][\"')\]]*\s")
 
@@ -174,7 +175,9 @@ class ChatSession:
             exchanges.pop(0)
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(messages, tokenize=True)
+        # The generation prompt opens the model's turn where the template has one (Gemma's
+        # ``<start_of_turn>model``); Llama-2's template ends at ``[/INST]`` either way.
+        encoded = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
         return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
     # ------------------------------------------------------------------ one exchange

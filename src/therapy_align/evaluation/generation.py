@@ -290,14 +290,27 @@ def batch_seed(seed: int, ids: Sequence[str]) -> int:
     return (seed * 1_000_003 + zlib.crc32("\x1f".join(ids).encode("utf-8"))) % (2**31 - 1)
 
 
-def cut_at_eos(tokens: Sequence[int], eos_id: int | None, pad_id: int | None) -> list[int]:
+def stop_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a reply: the tokenizer's end of sequence and the model's own stop ids. A
+    chat family may end a turn with its own token (Gemma's ``<end_of_turn>``, in the model's
+    generation config beside ``<eos>``); Llama-2 ends both with ``</s>``."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for token in own if isinstance(own, (list, tuple)) else [own]:
+        if token is not None and int(token) not in ids:
+            ids.append(int(token))
+    return ids
+
+
+def cut_at_eos(tokens: Sequence[int], eos_id: int | Sequence[int] | None, pad_id: int | None) -> list[int]:
     """The new tokens up to and including the first end-of-sequence; trailing padding dropped."""
+    stops = set() if eos_id is None else {eos_id} if isinstance(eos_id, int) else set(eos_id)
     out: list[int] = []
     for token in tokens:
         out.append(int(token))
-        if eos_id is not None and token == eos_id:
+        if token in stops:
             return out
-    while out and pad_id is not None and pad_id != eos_id and out[-1] == pad_id:
+    while out and pad_id is not None and pad_id not in stops and out[-1] == pad_id:
         out.pop()
     return out
 
@@ -311,15 +324,23 @@ def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], spec: Gen
     input_ids, attention_mask = left_pad(prompts, pad_id)
     device = next(model.parameters()).device
     config = generation_config(tokenizer, spec)
+    stops = stop_ids(model, tokenizer)
+    config.eos_token_id = stops if len(stops) > 1 else config.eos_token_id
+    processors = None
     if spec.do_sample:
+        # transformers' top-p sorts the whole vocabulary at every step; this takes the top candidates
+        # and sorts only when they cannot hold the nucleus (same kept tokens, same samples)
+        from therapy_align.evaluation.sampling import candidate_sampling
+
+        config, processors = candidate_sampling(config)
         torch.manual_seed(spec.seed if seed is None else seed)
     with torch.inference_mode():
         output = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                                generation_config=config)
+                                generation_config=config, logits_processor=processors)
     new = output[:, input_ids.shape[1] :].tolist()
     results = []
     for row in new:
-        tokens = cut_at_eos(row, tokenizer.eos_token_id, pad_id)
+        tokens = cut_at_eos(row, stops, pad_id)
         text = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         results.append((text.strip(), len(tokens)))
     return results

@@ -174,6 +174,52 @@ def turn_items(sessions: Sequence[Session], *, max_turns: int | None = None) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# Where a reply ends
+# --------------------------------------------------------------------------------------------
+
+
+def chat_turn_end(tokenizer) -> str | None:
+    """The special token the chat template writes right after an assistant reply (Llama-2's ``</s>``,
+    Gemma's ``<end_of_turn>``), or None when plain text or nothing follows the reply."""
+    from therapy_align.data.chat_format import render_text
+
+    marker = "REPLY-MARKER"
+    text, _ = render_text([{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenizer)
+    ids = tokenizer(text[text.index(marker) + len(marker):].lstrip(" "), add_special_tokens=False)["input_ids"]
+    if not ids:
+        return None
+    first = tokenizer.convert_ids_to_tokens(ids[0])
+    return first if first in tokenizer.all_special_tokens or first in tokenizer.get_added_vocab() else None
+
+
+def end_replies_at_turn_end(model, tokenizer):
+    """``(model, tokenizer)`` with the tokenizer's end of sequence made the token that closes an
+    assistant turn, where the two differ: a base Gemma tokenizer's is ``<eos>``, but its chat replies
+    end at ``<end_of_turn>``, and batched generation stops (and cuts) a reply at
+    ``tokenizer.eos_token_id``: without this a reply runs on into a made-up next turn. Llama-2's
+    ``</s>`` is both; a Gemma SFT run's tokenizer already has it (TRL's ``eos_token``). The model's
+    generation config stops there too, beside its own stop tokens."""
+    turn_end = chat_turn_end(tokenizer)
+    if turn_end is None or turn_end == tokenizer.eos_token:
+        return model, tokenizer
+    tokenizer.eos_token = turn_end
+    config = getattr(model, "generation_config", None)
+    if config is not None:
+        stops = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+        config.eos_token_id = [tokenizer.eos_token_id, *(i for i in stops if i is not None and i != tokenizer.eos_token_id)]
+    return model, tokenizer
+
+
+def reply_models(load=None):
+    """A :class:`~therapy_align.evaluation.generation.ModelCache` whose models end replies at the end
+    of their chat turn (:func:`end_replies_at_turn_end`)."""
+    from therapy_align.evaluation.generation import ModelCache, ModelLoad
+
+    load = load or ModelLoad()
+    return ModelCache(load, loader=lambda ref: end_replies_at_turn_end(*load(ref)))
+
+
+# --------------------------------------------------------------------------------------------
 # Fitting the context to the window
 # --------------------------------------------------------------------------------------------
 
@@ -186,7 +232,9 @@ def conversation_messages(system_prompt: str | None, history: Sequence[Exchange]
 
 
 def _ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    encoded = tokenizer.apply_chat_template(messages, tokenize=True)
+    # The generation prompt opens the model's turn where the template has one (Gemma's
+    # ``<start_of_turn>model``); Llama-2's template ends at ``[/INST]`` either way.
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
@@ -231,7 +279,7 @@ def replay(model_ref: str, items: Sequence[TurnItem], out: str | os.PathLike, *,
            max_tokens: int, models=None, force: bool = False,
            on_progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """The model's reply to every item into ``out`` (resumable); returns the records in item order."""
-    from therapy_align.evaluation.generation import ModelCache, batch_seed, generate_batch, model_identity, model_window
+    from therapy_align.evaluation.generation import batch_seed, generate_batch, model_identity, model_window
 
     store = ResultStore(out, force=force, made_from={
         "model": model_identity(model_ref),
@@ -242,7 +290,7 @@ def replay(model_ref: str, items: Sequence[TurnItem], out: str | os.PathLike, *,
     if on_progress and len(items) > len(todo):
         on_progress(len(items) - len(todo))
     if todo:
-        model, tokenizer = (models or ModelCache()).get(model_ref)
+        model, tokenizer = (models or reply_models()).get(model_ref)
         window = min(max_tokens, model_window(model) or max_tokens)
         check_window(tokenizer, system_prompt, window, spec.max_new_tokens)
         prompts, starts = {}, {}
@@ -293,7 +341,7 @@ def simulate(therapist_ref: str, client_ref: str, sessions: Sequence[Session], o
              on_progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Conversations of ``n_turns`` therapist replies, opened by each session's real first client
     turn; one line per session in ``out`` (resumable: finished conversations are kept)."""
-    from therapy_align.evaluation.generation import ModelCache, batch_seed, generate_batch, model_identity, model_window
+    from therapy_align.evaluation.generation import batch_seed, generate_batch, model_identity, model_window
 
     store = ResultStore(out, force=force, made_from={
         "model": {"therapist": model_identity(therapist_ref), "client": model_identity(client_ref)},
@@ -303,8 +351,8 @@ def simulate(therapist_ref: str, client_ref: str, sessions: Sequence[Session], o
     todo = store.start({s.id: {"topic": s.topic, "opening": s.exchanges[0].client} for s in sessions})
     if on_progress and len(sessions) > len(todo):
         on_progress(len(sessions) - len(todo))
-    caches = {therapist_ref: models or ModelCache()}
-    caches.setdefault(client_ref, ModelCache())  # one model each, so the turns do not reload them
+    caches = {therapist_ref: models or reply_models()}
+    caches.setdefault(client_ref, reply_models())  # one model each, so the turns do not reload them
     for batch in _batched(todo, spec.batch_size):
         talks = {i: {"clients": [by_id[i].exchanges[0].client], "therapists": []} for i in batch}
         for turn in range(n_turns):
@@ -403,7 +451,6 @@ def run(cfg: MultiturnConfig, *, console=None) -> dict[str, Path]:
     Every stage resumes."""
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import CellSpec, evaluate_cells
-    from therapy_align.evaluation.generation import ModelCache
     from therapy_align.evaluation.report import TINY_NOTE, is_tiny_reference, to_markdown, write_report
     from therapy_align.evaluation.scorers import ScorerContext, make_scorers
     from therapy_align.evaluation.table1 import named_values
@@ -426,7 +473,7 @@ def run(cfg: MultiturnConfig, *, console=None) -> dict[str, Path]:
     context = ScorerContext(work_dir=out, artifacts=named_values(cfg.artifacts, "artifacts"),
                             allow_quick=cfg.allow_quick, console=console)
     scorers = make_scorers(cfg.scorers, context)
-    cache = ModelCache()
+    cache = reply_models()
     records = {"human": human_records(items)}
     for name, ref in models.items():
         if console is not None:

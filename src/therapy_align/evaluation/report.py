@@ -7,7 +7,11 @@ printed a figure for that cell::
     {"model": "80% Model", "prompt": "New", "model_ref": "runs/x", "n": 32,
      "E": 1488.0, "I": 46.0, "X": 266.0, "final": 421.8, "judge_final": ..., "paper_final": 421.8}
 
-Every metric column a row has appears in the table, the CSV and the chart (one panel each).
+Every metric column a row has appears in the table, the CSV and the chart (one panel each). A
+column with a bootstrap interval (``<column>_lo``, ``<column>_hi`` beside it in the row;
+:mod:`therapy_align.evaluation.intervals`) gets both bounds in the CSV and error bars in the chart;
+the Markdown table prints final scores as ``187.5 [150.2, 226.0]`` and keeps the other columns
+short. :func:`differences_markdown` renders the paired differences between rows.
 """
 
 from __future__ import annotations
@@ -29,6 +33,22 @@ HEADERS: dict[str, str] = {"E": "Empathy", "I": "Interpretation", "X": "Explorat
                            "rank": "#"}
 TINY_NOTE = ("**TINY MODEL**: these rows come from the random-init ~4M-parameter Llama-2 (a few SFT steps at "
              "most): the numbers show that the machinery runs, not the quality of any model.")
+GEMMA_270M = "gemma-3-270m"  # the registry's name of the small real model (therapy_align.training.model_registry)
+GEMMA_NOTE = ("**MODEL**: Gemma 3 270M (google/gemma-3-270m, base pretrained model, dequantised from the PyPI "
+              "GGUF); Gemma is provided under and subject to the Gemma Terms of Use found at "
+              "ai.google.dev/gemma/terms")
+INTERVAL_BOUNDS = ("_lo", "_hi")
+
+
+def is_interval_bound(key: str, row: dict[str, Any]) -> bool:
+    """``final_lo`` / ``final_hi`` beside ``final``: a bound of that column's interval, not a column."""
+    return key.endswith(INTERVAL_BOUNDS) and key[:-3] in row
+
+
+def shows_interval(column: str) -> bool:
+    """Which columns the Markdown table prints with their interval: the final scores (the rest stay
+    readable; their bounds are in the CSV)."""
+    return column == "final" or column.endswith("_final")
 
 
 def _fmt(value: Any) -> str:
@@ -44,7 +64,7 @@ def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     seen: dict[str, None] = {}
     for row in rows:
         for key, value in row.items():
-            if key in NOT_METRICS or key.startswith(("paper_", "_")):
+            if key in NOT_METRICS or key.startswith(("paper_", "_")) or is_interval_bound(key, row):
                 continue
             if isinstance(value, int | float) and not isinstance(value, bool):
                 seen.setdefault(key, None)
@@ -57,6 +77,16 @@ def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     metrics = metric_columns(rows)
     paper = [f"paper_{m}" for m in metrics if any(row.get(f"paper_{m}") not in (None, "") for row in rows)]
     return lead + metrics + paper
+
+
+def with_interval_columns(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """``columns`` with ``<column>_lo``, ``<column>_hi`` after each column that has an interval in any row."""
+    out = []
+    for column in columns:
+        out.append(column)
+        if any(f"{column}_lo" in row for row in rows):
+            out += [f"{column}_lo", f"{column}_hi"]
+    return out
 
 
 def sort_by_final(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -81,8 +111,16 @@ def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = 
     names = [headers.get(c, c) for c in columns]  # scorers name their columns as reports show them
     lines = ["| " + " | ".join(names) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)).replace("|", "\\|") for c in columns) + " |")
+        lines.append("| " + " | ".join(_cell(row, c).replace("|", "\\|") for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = _fmt(row.get(column))
+    lo, hi = row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if shows_interval(column) and isinstance(lo, int | float) and isinstance(hi, int | float) and value != "–":
+        return f"{value} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+    return value
 
 
 def bar_chart(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str,
@@ -109,7 +147,12 @@ def bar_chart(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title:
         height = 0.38 if paper else 0.7
         positions = list(range(len(rows)))
         ours = [float(row.get(column) or 0.0) for row in rows]
-        axis.barh([p - (height / 2 if paper else 0) for p in positions], ours, height, label="this run", color="#3b7dd8")
+        # the bootstrap interval as an error bar where the row has one (none: a zero-length bar)
+        errors = [[max(0.0, v - float(row.get(f"{column}_lo", v))) for v, row in zip(ours, rows)],
+                  [max(0.0, float(row.get(f"{column}_hi", v)) - v) for v, row in zip(ours, rows)]]
+        has_errors = any(any(side) for side in errors)
+        axis.barh([p - (height / 2 if paper else 0) for p in positions], ours, height, label="this run",
+                  color="#3b7dd8", xerr=errors if has_errors else None, error_kw={"elinewidth": 1, "capsize": 2})
         if paper:
             theirs = [float(row.get(f"paper_{column}") or 0.0) for row in rows]
             axis.barh([p + height / 2 for p in positions], theirs, height, label="paper Table 1", color="#bbbbbb",
@@ -176,22 +219,69 @@ def is_tiny_reference(ref: str) -> bool:
     return False
 
 
+def is_gemma_270m_reference(ref: str) -> bool:
+    """Whether a model reference is (or was trained from) Gemma 3 270M: its registry name, its
+    prepared directory, or an SFT run whose config.json names it as ``base_model``."""
+    from therapy_align.training.models import read_run_config, run_base_model
+
+    if Path(ref).name == GEMMA_270M:
+        return True
+    if Path(ref, "config.json").is_file():
+        try:
+            return Path(str(run_base_model(read_run_config(ref)) or "")).name == GEMMA_270M
+        except ValueError:
+            return False
+    return False
+
+
+def model_notes(refs: Iterable[str]) -> list[str]:
+    """The notes that say which model the rows come from (the tiny Llama, Gemma 3 270M with its
+    required notice), for the references that need one."""
+    refs = list(refs)
+    notes = []
+    if any(is_tiny_reference(ref) for ref in refs):
+        notes.append(TINY_NOTE)
+    if any(is_gemma_270m_reference(ref) for ref in refs):
+        notes.append(GEMMA_NOTE)
+    return notes
+
+
+def differences_markdown(differences: Sequence[dict[str, Any]], *, draws: int, seed: int) -> str:
+    """The paired differences as a Markdown section: ``differences`` holds dicts with ``comparison``
+    (a label read as a - b), ``column``, ``n``, ``diff``, ``lo``, ``hi``, ``significant``."""
+    lines = ["## Which differences are significant", "",
+             f"Paired bootstrap over the inputs both rows answered ({draws:,} draws, seed {seed}): the difference "
+             "a − b of the mean score per input, with its 95% percentile interval; **yes** when the interval "
+             "excludes 0. Models are compared under the same prompt, and each model across the prompts. "
+             "Reference rows answer their own inputs: no paired difference for them.", ""]
+    if not differences:
+        return "\n".join(lines + ["(no two generated rows share inputs)", ""])
+    lines += ["| Comparison (a − b) | Score | n | Difference | 95% interval | Significant |",
+              "|---|---|---|---|---|---|"]
+    for d in differences:
+        lines.append(f"| {d['comparison']} | {HEADERS.get(d['column'], d['column'])} | {d['n']} | {d['diff']:+.1f} "
+                     f"| [{d['lo']:.1f}, {d['hi']:.1f}] | {'**yes**' if d['significant'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(report_dir: str | os.PathLike, rows: Sequence[dict[str, Any]], *, title: str,
                  notes: Iterable[str], names: dict[str, str] | None = None, chart_title: str = "",
                  label_key=lambda row: f"{row['model']} / {row['prompt']}",
                  sections: Sequence[tuple[str, Sequence[dict[str, Any]]]] | None = None,
-                 csv_extra: Sequence[str] = ("model_ref",)) -> dict[str, Path]:
-    """table.md (title, notes, table, chart), table.csv, the chart and examples.md (if
-    ``sections``) in ``report_dir``; ``names`` renames the files (keys table_md, table_csv, chart,
-    examples). Returns the paths written."""
+                 csv_extra: Sequence[str] = ("model_ref",), appendix: str = "") -> dict[str, Path]:
+    """table.md (title, notes, table, chart, then ``appendix``: more Markdown sections), table.csv
+    (with each interval's bounds), the chart and examples.md (if ``sections``) in ``report_dir``;
+    ``names`` renames the files (keys table_md, table_csv, chart, examples). Returns the paths written."""
     report_dir = Path(report_dir)
     names = {"table_md": "table.md", "table_csv": "table.csv", "chart": "chart.png", "examples": "examples.md",
              **(names or {})}
     columns = table_columns(rows)
     paths = {key: report_dir / name for key, name in names.items()}
     atomic_write_text(paths["table_md"], f"{title}\n\n" + "\n".join(f"- {note}" for note in notes) + "\n\n"
-                      + to_markdown(rows, columns) + f"\n![chart]({names['chart']})\n")
-    atomic_write_text(paths["table_csv"], to_csv(rows, columns + [c for c in csv_extra if c not in columns]))
+                      + to_markdown(rows, columns) + f"\n![chart]({names['chart']})\n"
+                      + (f"\n{appendix}" if appendix else ""))
+    csv_columns = with_interval_columns(rows, columns)
+    atomic_write_text(paths["table_csv"], to_csv(rows, csv_columns + [c for c in csv_extra if c not in csv_columns]))
     bar_chart(rows, paths["chart"], title=chart_title or title.lstrip("# "), label_key=label_key)
     if sections is not None:
         atomic_write_text(paths["examples"], examples_markdown(sections))

@@ -58,6 +58,27 @@ class PromptRunConfig:
         check_range(self, "limit", ge=1, allow_none=True)
 
 
+# The run config's presets, here rather than in the recipe because both ways of running the sweep
+# (recipes/prompts.py for one prompt, `therapy-align sweep` for the grid) take them.
+PAPER = PromptRunConfig()
+# The real small model on the CPU: Gemma 3 270M (base; or an SFT run, --model=runs/small-sft-annomi80),
+# 32 inputs a prompt and 48-token greedy replies, so that the 12 prompts of wandb/sweep_prompts.yaml
+# take minutes each rather than the paper's hours; a quick EMP-EVAL (flagged) where none is trained.
+SMALL = dataclasses.replace(PAPER, model="gemma-3-270m", limit=32,
+                            generation=GenerationSpec(batch_size=16, max_new_tokens=48))
+PRESETS = {"paper": PAPER, "small": SMALL}
+
+
+def with_preset(config: PromptRunConfig, preset: str) -> PromptRunConfig:
+    """``config`` with every field that ``preset`` sets differently from the paper's (model, sizes)."""
+    if preset not in PRESETS:
+        raise SweepError(f"unknown preset {preset!r}", field="preset", fix=f"one of {', '.join(PRESETS)}")
+    chosen = PRESETS[preset]
+    changed = {f.name: getattr(chosen, f.name) for f in dataclasses.fields(PromptRunConfig)
+               if getattr(chosen, f.name) != getattr(PAPER, f.name)}
+    return dataclasses.replace(config, **changed)
+
+
 def model_slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", model.strip("/")).strip("-") or "model"
 
@@ -94,7 +115,8 @@ def run_prompt(config: PromptRunConfig, *, models=None, scorers=None, console=No
     and logs its columns (and ``final_score``) to ``wandb_run`` if given."""
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import CellSpec, evaluate_cell
-    from therapy_align.evaluation.generation import ModelCache, read_inputs
+    from therapy_align.evaluation.generation import read_inputs
+    from therapy_align.evaluation.multiturn import reply_models
 
     if config.prompt is None:
         raise SweepError("no prompt given", field="prompt", fix="pass --prompt=<name>")
@@ -103,7 +125,7 @@ def run_prompt(config: PromptRunConfig, *, models=None, scorers=None, console=No
     report = read_inputs(config.inputs, lenient=config.lenient, limit=config.limit)
     spec = CellSpec(row=model_slug(config.model), prompt=config.prompt, model=config.model, label=config.prompt)
     cell = evaluate_cell(spec, sweep_dir(config) / config.prompt, inputs=report.records, generation=config.generation,
-                         scorers=scorers, system_prompt=system_prompt, models=models or ModelCache(config.load),
+                         scorers=scorers, system_prompt=system_prompt, models=models or reply_models(config.load),
                          force=config.force,
                          console=console)
     row = {"prompt": config.prompt, "model": config.model, "n": cell.n, **cell.metrics}
@@ -196,21 +218,25 @@ def run_local_sweep(path: str | os.PathLike, *, overrides: dict[str, Any] | None
                     out: str | os.PathLike | None = None, console=None) -> list[dict[str, Any]]:
     """Run every combination of the sweep YAML here, one offline wandb run each; print and save
     the results sorted by final score. ``overrides`` (dotted keys, e.g. ``model``, ``limit``,
-    ``generation.max_new_tokens``) win over the YAML."""
+    ``generation.max_new_tokens``) win over the YAML. ``overrides["preset"]`` (``--set preset=small``)
+    sizes every run as that preset does: its model, limit and generation replace the YAML's (which
+    are the paper's), and the other overrides still win over it."""
     from rich.console import Console
     from rich.table import Table
 
     from therapy_align.data.system_prompts import check_prompt
-    from therapy_align.evaluation.generation import ModelCache
+    from therapy_align.evaluation.multiturn import reply_models
     from therapy_align.evaluation.report import TINY_NOTE, is_tiny_reference, metric_columns, sort_by_final, write_report
     from therapy_align.training.models import classify_reference
 
     console = console or Console()
     spec = load_sweep_yaml(path)
-    combos = [{**params, **(overrides or {})} for params in expand_grid(spec)]
+    overrides = dict(overrides or {})
+    preset = str(overrides.pop("preset", "paper"))
     if out is not None:
-        combos = [{**params, "out": str(out)} for params in combos]
-    configs = [config_from_params(params) for params in combos]
+        overrides["out"] = str(out)
+    configs = [config_from_params(overrides, with_preset(config_from_params(params), preset))
+               for params in expand_grid(spec)]
     for config in configs:  # fail on a bad prompt or model before any work
         check_prompt(config.prompt or "")
         classify_reference(config.model)
@@ -224,7 +250,7 @@ def run_local_sweep(path: str | os.PathLike, *, overrides: dict[str, Any] | None
 
     first = configs[0]
     scorers = make_run_scorers(first, console)
-    models = ModelCache(first.load)
+    models = reply_models(first.load)
     rows = []
     group = f"sweep-{Path(path).stem}-{root.name}"
     for config in configs:

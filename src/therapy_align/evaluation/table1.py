@@ -15,7 +15,12 @@ rows (given replies, e.g. human therapists) -> the report. Layout of an evaluati
     sft/<variant>/              SFT runs trained here when no run was given
     empeval-quick/              quick evaluator, only when artifacts/empeval is missing
     cells/<row>__<prompt>/      generations.jsonl, scores-<scorer>.jsonl, summary.json per cell
-    report/                     table.md, table.csv, table1.png, examples.md, results.json
+    report/                     table.md, table.csv, differences.csv, table1.png, examples.md, results.json
+
+Every final score gets a bootstrap 95% interval over the inputs, and every two model rows under
+one prompt (and every model across the prompts) a paired difference with its interval
+(:mod:`therapy_align.evaluation.intervals`), computed from the stored per-pair scores, so a rerun
+that reuses every cell rebuilds them without generating or scoring anything.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from therapy_align.evaluation.cell import CellResult, CellSpec
 from therapy_align.evaluation.generation import DEFAULT_INPUTS, GenerationSpec, ModelLoad
+from therapy_align.evaluation.intervals import DRAWS, SEED
 from therapy_align.overrides import check_range
 from therapy_align.training.config import SftConfig
 
@@ -102,7 +108,9 @@ class Table1Config:
     scorers: tuple[str, ...] = ("empeval", "safety", "guards")
     empeval: str = "artifacts/empeval"
     artifacts: tuple[str, ...] = ()  # other scorers' artifacts, name=dir (e.g. judge=artifacts/judge)
-    quick_empeval: bool = True  # no artifact -> train a quick smoke evaluator (the report says so)
+    # a missing artifact is trained on first use (EMP-EVAL's and MITI's default recipes, the judge's fast
+    # one on seed 1; the report's notes say which); False: an error naming the command that trains it
+    quick_empeval: bool = True
     examples_per_cell: int = 3
 
     def __post_init__(self) -> None:
@@ -257,8 +265,9 @@ def run_grid(cfg: Table1Config, *, console) -> dict:
     timings["cells"] = time.perf_counter() - stage
 
     results = {
-        "rows": [dict(cell.row(), **(paper_row(cell.spec.row, cell.spec.prompt).columns()
-                                     if paper_row(cell.spec.row, cell.spec.prompt) else {})) for cell in cells],
+        "rows": report_rows(cells, scorers),
+        "differences": report_differences(cells, scorers),
+        "intervals": {"method": "percentile bootstrap over inputs", "draws": DRAWS, "seed": SEED, "level": 0.95},
         "n_inputs": len(report.records),
         "inputs": str(cfg.inputs),
         "skipped_input_lines": len(report.skipped),
@@ -286,20 +295,57 @@ def _notes(cfg: Table1Config) -> list[str]:
     return notes
 
 
+def report_rows(cells: list[CellResult], scorers) -> list[dict]:
+    """results.json's rows: each cell's columns, the paper's figures for its cell, and the bootstrap
+    interval bounds (``<column>_lo``, ``<column>_hi``) of every column with per-input values."""
+    from therapy_align.evaluation.intervals import row_intervals
+
+    rows = []
+    for cell in cells:
+        paper = paper_row(cell.spec.row, cell.spec.prompt)
+        rows.append({**cell.row(), **(paper.columns() if paper else {}), **row_intervals(cell, scorers)})
+    return rows
+
+
+def report_differences(cells: list[CellResult], scorers) -> list[dict]:
+    """The paired differences of final (and judge_final) between model rows under one prompt and
+    between the prompts of one model, each labelled ``comparison`` (read as a - b)."""
+    from therapy_align.evaluation.intervals import row_differences
+
+    out = []
+    for d in row_differences(cells, scorers):
+        if d["kind"] == "model":
+            label = (f"{MODEL_LABELS.get(d['a_row'], d['a_row'])} − {MODEL_LABELS.get(d['b_row'], d['b_row'])} "
+                     f"({PROMPT_LABELS.get(d['a_prompt'], d['a_prompt'])})")
+        else:
+            label = (f"{MODEL_LABELS.get(d['a_row'], d['a_row'])}: {PROMPT_LABELS.get(d['a_prompt'], d['a_prompt'])} "
+                     f"− {PROMPT_LABELS.get(d['b_prompt'], d['b_prompt'])}")
+        out.append({"comparison": label, **d})
+    return out
+
+
+DIFFERENCE_COLUMNS = ("comparison", "kind", "a", "b", "column", "n", "diff", "lo", "hi", "significant")
+
+
 def write_table1_report(report_dir, results: dict, cells: list[CellResult], scorers, *, examples_per_cell: int,
                         preset: str = "", inputs=()) -> None:
-    """table.md, table.csv, table1.png and examples.md for a finished grid."""
-    from therapy_align.evaluation.report import TINY_NOTE, is_tiny_reference, pick_examples, write_report
+    """table.md (with the paired differences), table.csv, differences.csv, table1.png and
+    examples.md for a finished grid."""
+    from therapy_align.evaluation.intervals import DRAWS, SEED
+    from therapy_align.evaluation.report import differences_markdown, model_notes, pick_examples, to_csv, write_report
+    from therapy_align.files import atomic_write_text
     from therapy_align.scoring import describe_score
 
     rows = [dict(row, model=MODEL_LABELS.get(row["row"], row["row"]), prompt=PROMPT_LABELS.get(row["prompt"], row["prompt"]))
             for row in results["rows"]]
-    notes = list(results.get("notes", []))
-    if any(is_tiny_reference(ref) for ref in results["model_refs"].values()):
-        notes.insert(0, TINY_NOTE)
+    notes = model_notes(results["model_refs"].values()) + list(results.get("notes", []))
+    intervals = results.get("intervals", {"draws": DRAWS, "seed": SEED})
     notes += [
         f"E, I, X: sums of EMP-EVAL levels (0/1/2) scaled to 1,000 inputs (n = {results['n_inputs']} inputs "
         "here), final = 0.2 E + 0.4 I + 0.4 X, as in the paper's Table 1 (its figures beside, as Paper *).",
+        f"[lo, hi] after a final score: its 95% interval, a percentile bootstrap over the row's inputs "
+        f"({intervals['draws']:,} draws, seed {intervals['seed']}); table.csv has `<column>_lo` and `<column>_hi` "
+        "for E, I, X and final (and the judge's). Paired differences: the section below and differences.csv.",
         "Paper Table 1 as printed; its 80% / New final (421.8) disagrees with its own formula "
         "(0.2*1488 + 0.4*46 + 0.4*266 = 422.4).",
         f"Inputs: {results['inputs']}. Scorers: "
@@ -320,6 +366,9 @@ def write_table1_report(report_dir, results: dict, cells: list[CellResult], scor
         sections.append((cell.spec.label or cell.spec.slug,
                          pick_examples(cell.records, lines, examples_per_cell, example_ids)))
     title = "# Table 1 reproduction" + (f" ({preset} preset)" if preset else "")
+    differences = results.get("differences", [])
     write_report(report_dir, rows, title=title, notes=notes, sections=sections,
                  names={"chart": "table1.png"},
-                 chart_title=f"Per 1,000 inputs (n={results['n_inputs']}) vs paper Table 1")
+                 chart_title=f"Per 1,000 inputs (n={results['n_inputs']}) vs paper Table 1",
+                 appendix=differences_markdown(differences, draws=intervals["draws"], seed=intervals["seed"]))
+    atomic_write_text(Path(report_dir) / "differences.csv", to_csv(differences, DIFFERENCE_COLUMNS))

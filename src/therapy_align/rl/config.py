@@ -78,8 +78,9 @@ class RlConfig(RunRecipe):
         import torch
 
         m = self.model
+        dtype = m.resolved_dtype()
         return {"output_dir": str(output_dir), "run_name": run_name, "report_to": ["wandb"] if self.run.wandb else [],
-                "bf16": m.dtype == "bfloat16", "fp16": m.dtype == "float16",
+                "bf16": dtype == "bfloat16", "fp16": dtype == "float16",
                 "gradient_checkpointing": m.gradient_checkpointing,
                 "use_cpu": m.quantization == "none" and not torch.cuda.is_available()}
 
@@ -148,5 +149,7 @@ def parse_command_line(presets: Mapping[str, RlConfig], argv: list[str] | None) 
     resume, argv = pop_option(argv, "resume", default=False, flag=True)
     cfg = apply_overrides(presets[preset], argv)
     check_quantization(None if cfg.model.quantization == "none" else cfg.model.quantization)
-    check_sft_run(cfg.model.sft_run, make=f"accelerate launch recipes/sft_paper.py{' --preset tiny' if preset == 'tiny' else ''}")
+    make = {"tiny": "accelerate launch recipes/sft_paper.py --preset tiny",
+            "small": "python recipes/sft_paper.py --preset small"}.get(preset, "accelerate launch recipes/sft_paper.py")
+    check_sft_run(cfg.model.sft_run, make=make)
     return cfg, resume

@@ -40,7 +40,7 @@ def train(cfg: DpoRoundsConfig, *, resume: bool = False) -> Path:
     if trainer is None:  # every round was already done: rebuild the last one's trainer to finish the run
         trainer, tokenizer, judge, _ = run_round(cfg, run_dir, cfg.rounds, train=False)
     return finish_run(trainer, run_dir=run_dir, tokenizer=tokenizer, judge=judge, method="Iterated DPO",
-                      tiny=cfg.preset == "tiny", resumed_from=resumed_from)
+                      tiny=cfg.preset == "tiny", small=cfg.preset == "small", resumed_from=resumed_from)
 
 
 def run_round(cfg: DpoRoundsConfig, run_dir: Path, k: int, *, train: bool = True):

@@ -85,7 +85,9 @@ def adapter_digest(adapter_dir: str | Path) -> str:
 
 
 def prompt_token_ids(tokenizer, messages: list[dict]) -> list[int]:
-    encoded = tokenizer.apply_chat_template(messages, tokenize=True)
+    # The generation prompt opens the model's turn where the template has one (Gemma's
+    # ``<start_of_turn>model``); Llama-2's template ends at ``[/INST]`` either way.
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 

@@ -28,7 +28,8 @@ def train(cfg: GrpoConfig, *, resume: bool = False) -> Path:
     trainer, tokenizer, judge = make_trainer(cfg, run_dir)
     trainer.train(resume_from_checkpoint=str(checkpoint) if resume and checkpoint is not None else None)
     return finish_run(trainer, run_dir=run_dir, tokenizer=tokenizer, judge=judge, method="GRPO", tiny=cfg.preset == "tiny",
-                      resumed_from=checkpoint.name if resume and checkpoint is not None else None)
+                      resumed_from=checkpoint.name if resume and checkpoint is not None else None,
+                      small=cfg.preset == "small")
 
 
 def make_trainer(cfg: GrpoConfig, run_dir: Path, *, reward_funcs: Sequence[Callable] | None = None):

@@ -26,8 +26,16 @@ class PolicyModel:
 
     sft_run: str = "runs/sft-annomi80"  # §6: RL continues from the fine-tuned model (the 80% one, §2.2.1)
     quantization: Literal["4bit", "8bit", "none"] = "4bit"  # as the SFT recipe (§4 bitsandbytes, NF4)
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    # also the trainer's mixed precision; "auto": bfloat16 where CUDA is visible, float32 on the CPU
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
     gradient_checkpointing: bool = True
+
+    def resolved_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        import torch
+
+        return "bfloat16" if torch.cuda.is_available() else "float32"
 
 
 def check_sft_run(sft_run: str, *, make: str) -> None:
@@ -41,9 +49,11 @@ def load_policy(config: PolicyModel):
     """``(PeftModel with the SFT adapter trainable, tokenizer, base model path)``."""
     from peft import PeftModel
 
+    from therapy_align.evaluation.multiturn import end_replies_at_turn_end
+
     quantization = None if config.quantization == "none" else config.quantization
     base = run_base_model(read_run_config(config.sft_run))
-    model = load_causal_lm(base, quantization=quantization, dtype=config.dtype)
+    model = load_causal_lm(base, quantization=quantization, dtype=config.resolved_dtype())
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
@@ -51,6 +61,7 @@ def load_policy(config: PolicyModel):
     model = PeftModel.from_pretrained(model, str(Path(config.sft_run) / "adapter"), is_trainable=True)
     tokenizer = load_tokenizer_for(str(Path(config.sft_run) / "tokenizer"))
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
+    end_replies_at_turn_end(model, tokenizer)  # the DPO sampling and the judging stop there
     return model, tokenizer, base
 
 
@@ -73,7 +84,7 @@ def save_policy(model, tokenizer, run_dir: Path) -> None:
 
 
 def write_model_card(run_dir: Path, *, method: str, config: dict, metrics: dict, judge_rows: list[dict],
-                     divergence: dict | None, judge_note: str | None, tiny: bool) -> None:
+                     divergence: dict | None, judge_note: str | None, tiny: bool, small: bool = False) -> None:
     """``runs/<name>/README.md``: what was trained from what, the reward, the held-out judge curve
     and, in bold, a reward-up/judge-down flag."""
     lines = [f"# {config.get('name', run_dir.name)}", "",
@@ -82,6 +93,9 @@ def write_model_card(run_dir: Path, *, method: str, config: dict, metrics: dict,
     if tiny:
         lines += ["**Tiny preset: a random-init 4M-parameter model. These numbers show that the machinery runs, "
                   "not that the model became more empathetic.**", ""]
+    if small:
+        lines += ["**Small preset: Gemma 3 270M with a few CPU-sized steps. These numbers show that the machinery "
+                  "runs on a real model, not that the model became more empathetic.**", ""]
     if divergence is not None and divergence["flagged"]:
         lines += [f"**FLAG: the held-out reward rose ({divergence['reward_change']:+.4f}) while the independent "
                   f"judge fell ({divergence['judge_change']:+.4f}) from step {divergence['from_step']} to "
@@ -111,7 +125,8 @@ def write_model_card(run_dir: Path, *, method: str, config: dict, metrics: dict,
     (run_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
 
-def finish_run(trainer, *, run_dir: Path, tokenizer, judge, method: str, tiny: bool, resumed_from: str | None) -> Path:
+def finish_run(trainer, *, run_dir: Path, tokenizer, judge, method: str, tiny: bool, resumed_from: str | None,
+               small: bool = False) -> Path:
     """After ``trainer.train``: adapter + tokenizer, ``metrics.json`` (the trainer's per-step log:
     rewards per term, KL, lengths), the model card with the reward-vs-judge check; wandb closed."""
     from therapy_align.files import atomic_write_json
@@ -127,7 +142,7 @@ def finish_run(trainer, *, run_dir: Path, tokenizer, judge, method: str, tiny: b
         atomic_write_json(run_dir / "metrics.json", metrics)
         config = json.loads((run_dir / "config.json").read_text())
         write_model_card(run_dir, method=method, config=config, metrics=metrics, judge_rows=rows, divergence=check,
-                         judge_note=getattr(judge, "judge_note", None), tiny=tiny)
+                         judge_note=getattr(judge, "judge_note", None), tiny=tiny, small=small)
     trainer.accelerator.wait_for_everyone()
     from therapy_align.training.sft_run import finish_wandb
 

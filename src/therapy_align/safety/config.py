@@ -23,13 +23,17 @@ class SafetyTrainConfig:
     by topic). A seeded ``dev_fraction`` of each source is held out to choose the threshold: the
     highest at which the combined decision (rules or head) keeps ``target_recall`` on the dev
     positives, among those that add at most ``max_added_fpr`` to the rules' false-positive rate
-    there. The project's evaluation sets are never trained on.
+    there, on the decision as deployed (figurative, joking or fictional messages need
+    ``discounted_threshold_floor``; negated, resolved, medical or literal ones are left to the rules).
+    ``members`` > 1 averages the probabilities of heads trained with consecutive seeds. The
+    project's evaluation sets are never trained on.
     """
 
     sources: tuple[str, ...] = SOURCES
     seed: int = 0
     dev_fraction: float = 0.25
     hidden: int = 64
+    members: int = 1  # heads of consecutive seeds whose probabilities are averaged
     dropout: float = 0.3
     learning_rate: float = 2e-3
     weight_decay: float = 5e-2
@@ -50,6 +54,7 @@ class SafetyTrainConfig:
                               fix=f"choose among {', '.join(SOURCES)}")
         check_range(self, "dev_fraction", gt=0, lt=1)
         check_range(self, "hidden", ge=1)
+        check_range(self, "members", ge=1)
         check_range(self, "dropout", ge=0, lt=1)
         check_range(self, "learning_rate", gt=0)
         check_range(self, "weight_decay", ge=0)

@@ -273,11 +273,28 @@ def detect_crisis_batch(texts: Sequence[str], *, semantic: bool = True, after_cr
     return out
 
 
+def _discounts(text: str, hits: list[Hit]) -> set[str]:
+    """Discounts of the whole message, and of its phrases when every phrase is discounted."""
+    return set(text_discounts(text)) | ({d for h in hits for d in h.discounts} if hits and not any(h.counts for h in hits)
+                                        else set())
+
+
+def head_gates(texts: Sequence[str]) -> list[str]:
+    """How the learned head may decide each message: ``"plain"`` (its threshold), ``"discounted"``
+    (figurative, joking or fictional: the discounted threshold) or ``"settled"`` (negated, resolved,
+    medical or literal: not consulted). Training chooses the threshold on this same decision."""
+    gates = []
+    for text in texts:
+        normalized = normalize(text)
+        discounts = _discounts(normalized, find_hits(normalized, P.MESSAGE_RULES))
+        gates.append("settled" if discounts & SETTLED_DISCOUNTS else "discounted" if discounts else "plain")
+    return gates
+
+
 def _graded(text: str, hits: list[Hit], flagged: bool, category: str | None, score: float, reason: str,
             predicted) -> Verdict:
     """The phrase layer's decision joined with the grading rules and the learned detector's."""
-    discounts = set(text_discounts(text)) | ({d for h in hits for d in h.discounts} if hits and not any(h.counts for h in hits)
-                                              else set())
+    discounts = _discounts(text, hits)
     discounted = bool(discounts)
     rule_level, rule_reason, rule_category = L.grade(text, discounted=discounted)
     if rule_level != "none" and not flagged:
@@ -292,7 +309,7 @@ def _graded(text: str, hits: list[Hit], flagged: bool, category: str | None, sco
         if threshold == float("inf"):
             note = f"learned detector p={predicted.probability:.2f} (not used: {', '.join(sorted(discounts & SETTLED_DISCOUNTS))})"
         if learned_flags and not flagged:
-            flagged, category = True, category or predicted.category
+            flagged = True  # the head gives a level, not a category: the verdict below names one
             score = 0.5 + 0.49 * (predicted.probability - threshold) / max(1e-6, 1.0 - threshold)
             reason = f"{note} flags it; rules: {reason}"
         else:

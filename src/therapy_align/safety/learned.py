@@ -21,7 +21,7 @@ import json
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -122,10 +122,28 @@ def dev_split(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[l
 # ---------------------------------------------------------------------- the model
 
 
-def make_head(width: int, hidden: int, dropout: float):
+def make_head(width: int, hidden: int, dropout: float, members: int = 1):
+    """One head, or ``members`` heads whose level probabilities are averaged (its output is the log of
+    the mean, so a softmax of it gives the mean): one head trained on a few hundred rows is
+    overconfident on wording unlike its data, and heads of other seeds disagree there."""
+    import torch
     import torch.nn as nn
 
-    return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, len(LEVELS)))
+    def one():
+        return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, len(LEVELS)))
+
+    if members == 1:
+        return one()
+
+    class MeanOfHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(one() for _ in range(members))
+
+        def forward(self, x):
+            return torch.log(torch.stack([torch.softmax(m(x), dim=-1) for m in self.members]).mean(dim=0))
+
+    return MeanOfHeads()
 
 
 def level_loss(logits, levels, positive_weight: float, row_weights=None):
@@ -195,8 +213,8 @@ def choose_threshold(probability: np.ndarray, rule_flags: np.ndarray, positive: 
     """The threshold for (rules or probability >= threshold) on a dev split: the highest that keeps
     ``target_recall`` on the positives, among those that add at most ``max_added_fpr`` to the rules'
     own false-positive rate; when none keeps the target within that, the lowest that does (the most
-    recall it allows)."""
-    candidates = sorted(set(np.round(probability, 4).tolist()) | {1.0 + 1e-6}, reverse=True)
+    recall it allows). A negative probability marks a row the head may not flag (its gate)."""
+    candidates = sorted(set(np.round(probability[probability >= 0], 4).tolist()) | {1.0 + 1e-6}, reverse=True)
     negative = ~positive
     cap = (rule_flags[negative].mean() if negative.any() else 0.0) + max_added_fpr
     feasible = []
@@ -242,7 +260,7 @@ class LearnedDetector:
         from safetensors.torch import load_file
 
         cfg = self.settings["config"]
-        self.head = make_head(self.settings["width"], cfg["hidden"], cfg["dropout"])
+        self.head = make_head(self.settings["width"], cfg["hidden"], cfg["dropout"], cfg.get("members", 1))
         self.head.load_state_dict(load_file(str(path / HEAD_FILE)))
         self.head.eval()
         self.threshold = float(self.settings["threshold"])
@@ -282,7 +300,7 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     """Train the head and publish ``out`` (skipped when an artifact of the same fingerprint is there).
     ``exclude``: leave one training source out (the leave-one-source-out protocol). Returns the metrics."""
     from therapy_align.files import atomic_write_json
-    from therapy_align.safety.detector import DEFAULT_THRESHOLDS, detect_crisis_batch, normalize
+    from therapy_align.safety.detector import DEFAULT_THRESHOLDS, detect_crisis_batch, head_gates, normalize
     from therapy_align.safety.fingerprint import detector_fingerprint
 
     out = Path(out)
@@ -306,15 +324,25 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
     log(f"training on {len(train)} rows ({sum(levels[train] != 0)} crisis), choosing the threshold on {len(dev)}")
     row_weights = np.array([cfg.written_weight if r["source"] == "written" else 1.0 for r in rows])
-    head = fit_head(features[train], levels[train], row_weights[train], cfg)
+    head = make_head(features.shape[1], cfg.hidden, cfg.dropout, cfg.members)
+    for k in range(cfg.members):
+        member = fit_head(features[train], levels[train], row_weights[train], replace(cfg, seed=cfg.seed + k))
+        (head.members[k] if cfg.members > 1 else head).load_state_dict(member.state_dict())
+    head.eval()
     probs = head_probabilities(head, features[dev])
     probability = 1.0 - probs[:, 0]
-    verdicts = detect_crisis_batch([rows[i]["text"] for i in dev])
+    dev_texts = [rows[i]["text"] for i in dev]
+    verdicts = detect_crisis_batch(dev_texts)
     rule_flags = np.array([v.crisis for v in verdicts])
     positive = levels[dev] != 0
-    threshold = choose_threshold(probability, rule_flags, positive, cfg.target_recall, cfg.max_added_fpr)
+    # The threshold is chosen on the decision as deployed: figurative, joking or fictional messages
+    # need the floor too, and negated, resolved, medical or literal ones are the rules' alone.
+    gates = np.array(head_gates(dev_texts))
+    gated = np.where(gates == "settled", -1.0,
+                     np.where((gates == "discounted") & (probability < cfg.discounted_threshold_floor), -1.0, probability))
+    threshold = choose_threshold(gated, rule_flags, positive, cfg.target_recall, cfg.max_added_fpr)
     discounted = max(threshold, cfg.discounted_threshold_floor)
-    flags = rule_flags | (probability >= threshold)
+    flags = rule_flags | (gated >= threshold)
     metrics = {
         "n_train": len(train), "n_dev": len(dev), "threshold": threshold, "discounted_threshold": discounted,
         "sources": {s: sum(r["source"] == s for r in rows) for s in sorted({r["source"] for r in rows})},

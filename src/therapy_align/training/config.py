@@ -25,11 +25,21 @@ from therapy_align.training.run_recipe import RunRecipe
 
 @dataclass(frozen=True, kw_only=True)
 class SftModel:
-    name_or_path: str = PAPER_BASE_MODEL  # a hub id, a model directory, "base" or "tiny-base"
-    tokenizer: str | None = None  # None: ../shared/tokenizers/llama-2 or $THERAPY_ALIGN_TOKENIZER
+    name_or_path: str = PAPER_BASE_MODEL  # a hub id, a model or run directory, or a registered name
+    # None: the model's own (a registered model other than Llama-2, a directory holding one), else
+    # ../shared/tokenizers/llama-2 or $THERAPY_ALIGN_TOKENIZER
+    tokenizer: str | None = None
     quantization: Literal["4bit", "8bit", "none"] = "4bit"  # bitsandbytes; 4bit is NF4 (QLoRA)
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"  # also the trainer's mixed precision
+    # also the trainer's mixed precision; "auto": bfloat16 where CUDA is visible, float32 on the CPU
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
     gradient_checkpointing: bool = True  # memory for long chunks, paid in compute
+
+    def resolved_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        import torch
+
+        return "bfloat16" if torch.cuda.is_available() else "float32"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +81,11 @@ class SftRunOptions:
 
     heldout_eval: bool = True  # held-out loss at step 0 and at the end (metrics.json, model card)
     wandb: bool = True  # log to wandb (offline unless WANDB_MODE says otherwise)
+    # Project the output head only at supervised (therapist) positions on every device. TRL does so
+    # on CUDA only; on the CPU it projects every position and discards the unsupervised ones, which
+    # with a large vocabulary (Gemma's 262k) is most of a step. Same loss, up to float rounding
+    # (therapy_align.training.supervised_head; benchmarks/sft_supervised_head.py).
+    supervised_logits_only: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

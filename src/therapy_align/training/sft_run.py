@@ -26,7 +26,7 @@ from therapy_align.data.dataset_build import BuildConfig
 from therapy_align.data.masking import IGNORE_INDEX
 from therapy_align.errors import UserError
 from therapy_align.files import atomic_write_json, atomic_write_text, canonical_json, jsonable
-from therapy_align.training.models import RUN_SCHEMA, TINY_BASE_DIR, resolve_base
+from therapy_align.training.models import RUN_SCHEMA, TINY_BASE_DIR, stored_base
 
 if TYPE_CHECKING:  # pragma: no cover
     from therapy_align.training.config import SftConfig
@@ -118,7 +118,7 @@ def write_run_config(run_dir: Path, config: Any, *, base_model_ref: str, quantiz
     """``runs/<name>/config.json``: the resolved run config plus the keys :mod:`models` reads."""
     body = {
         "schema": RUN_SCHEMA,
-        "base_model": resolve_base(base_model_ref),
+        "base_model": stored_base(base_model_ref),
         "base_model_ref": base_model_ref,
         "quantization": None if quantization in (None, "none") else quantization,
         **jsonable(config),
@@ -197,7 +197,8 @@ def heldout_loss(trainer, dataset=None) -> dict[str, float]:
     (default: the trainer's eval dataset), summed over all processes: ``{"loss", "tokens"}``.
 
     Uses TRL's fused LM head (``fused_lm_head=True``), the same loss the trainer optimises, on
-    the trainer's distributed eval dataloader.
+    the trainer's distributed eval dataloader (with ``run.supervised_logits_only``, the head
+    projects only the supervised positions here too).
     """
     import torch
 
@@ -377,7 +378,7 @@ def trainer_args(cfg: SftConfig, run_dir: Path):
         train = train.replace(max_length=None)
     m = cfg.model
     return train.build(output_dir=str(run_dir), run_name=cfg.name, report_to=["wandb"] if cfg.run.wandb else [],
-                       bf16=m.dtype == "bfloat16", fp16=m.dtype == "float16",
+                       bf16=m.resolved_dtype() == "bfloat16", fp16=m.resolved_dtype() == "float16",
                        gradient_checkpointing=m.gradient_checkpointing,
                        use_cpu=m.quantization == "none" and _cpu_only())
 
@@ -394,22 +395,28 @@ def make_trainer(cfg: SftConfig, run_dir: Path):
     from trl import SFTTrainer
 
     from therapy_align.data.chat_format import load_tokenizer
-    from therapy_align.training.models import load_causal_lm
+    from therapy_align.training.models import default_tokenizer, load_causal_lm
 
     m = cfg.model
     args = trainer_args(cfg, run_dir)
-    tokenizer = load_tokenizer(m.tokenizer)
+    tokenizer = load_tokenizer(m.tokenizer or default_tokenizer(m.name_or_path))
     with args.main_process_first(desc="build SFT data"):
         data = sft_dataset(cfg.data, tokenizer=tokenizer, max_length=cfg.train.get("max_length", args.max_length),
                            summary_out=run_dir / DATA_SUMMARY if args.process_index == 0 else None)
     if args.process_index == 0:
         write_run_config(run_dir, cfg, base_model_ref=m.name_or_path, quantization=m.quantization)
-    model = load_causal_lm(m.name_or_path, quantization=None if m.quantization == "none" else m.quantization, dtype=m.dtype)
+    model = load_causal_lm(m.name_or_path, quantization=None if m.quantization == "none" else m.quantization,
+                           dtype=m.resolved_dtype())
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=list(cfg.lora.target_modules), modules_to_save=list(cfg.lora.modules_to_save) or None,
                       bias="none", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["heldout"],
-                         processing_class=tokenizer, peft_config=lora)
+    trainer_cls = SFTTrainer
+    if cfg.run.supervised_logits_only:
+        from therapy_align.training.supervised_head import SupervisedHeadSFTTrainer
+
+        trainer_cls = SupervisedHeadSFTTrainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=data["train"], eval_dataset=data["heldout"],
+                          processing_class=tokenizer, peft_config=lora)
     return trainer, tokenizer
 
 

@@ -14,7 +14,9 @@ levels per 1,000 inputs, ``final`` = 0.2 E + 0.4 I + 0.4 X.
 
 The ``empeval`` factory picks the artifact (:func:`ensure_evaluator`): ``artifacts/empeval`` when it
 holds a trained evaluator; a quick one already in the run directory (flagged in every report); else,
-for runs that allow it, the default recipe trained once into ``artifacts/empeval``.
+for runs that allow it, the default recipe trained once into ``artifacts/empeval``. The ``judge``
+factory likewise trains :func:`judge_config` (the fast recipe on another seed) once into
+``artifacts/empeval-judge`` when no judge artifact is there (:func:`ensure_judge`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from empeval import DEFAULT_ARTIFACT
-from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, summarise_levels
+from empeval.mechanisms import MECHANISMS, PAPER_INPUTS, final_score, summarise_levels
 from therapy_align.errors import UserError
 from therapy_align.evaluation.scorers import ScorerContext
 from therapy_align.files import atomic_write_json, check_output_path
@@ -95,6 +97,13 @@ class EmpevalScorer:
         scaled = summary[f"sums_per_{PAPER_INPUTS}"]
         return {**{self.prefix + SHORT[m]: float(scaled[m]) for m in MECHANISMS},
                 self.prefix + "final": float(summary["final_score"])}
+
+    def per_input(self, scores: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+        """Each input's share of the columns: its levels x 1,000 (their mean over the inputs is the
+        sum per 1,000) and its final score, so a bootstrap over inputs resamples these."""
+        scaled = {SHORT[m]: [float(int(s[m]["level"]) * PAPER_INPUTS) for s in scores] for m in MECHANISMS}
+        finals = [final_score(*values) for values in zip(*(scaled[SHORT[m]] for m in MECHANISMS))]
+        return {**{self.prefix + column: values for column, values in scaled.items()}, self.prefix + "final": finals}
 
     def describe(self, score: Mapping[str, Any]) -> str:
         label = "EMP-EVAL levels" if not self.prefix else f"{self.name} levels"
@@ -189,13 +198,72 @@ def make_empeval_scorer(context: ScorerContext) -> EmpevalScorer:
     return EmpevalScorer(choice.path, name="empeval", notes=[QUICK_NOTE] if choice.quick else [])
 
 
-def make_judge_scorer(context: ScorerContext) -> EmpevalScorer:
-    """The ``judge`` scorer: an EMP-EVAL artifact kept out of any reward, columns judge_E ... judge_final."""
-    path = context.artifact("judge")
-    if not path:
-        raise UserError("the judge scorer needs its artifact", field="artifacts",
-                        fix="pass judge=<EMP-EVAL artifact dir> in the artifacts setting")
-    if not is_evaluator_dir(path):
+# The judge: a second EMP-EVAL that no reward uses, so a report can show whether a gain under the
+# reward's evaluator holds under another one. Its default home is where the RL stage looks too.
+JUDGE_ARTIFACT = "artifacts/empeval-judge"
+
+
+def judge_config():
+    """What a missing judge is trained with on first use: the ``fast`` recipe of
+    ``recipes/empeval_train.py`` (1 epoch, embeddings and the lowest 3 layers frozen: about a sixth
+    of the default's compute) on seed 1, so its initialisation, data order and split all differ
+    from ``artifacts/empeval``'s (seed 0): an independent second evaluator."""
+    from empeval.config import TrainConfig
+
+    return replace(TrainConfig(), max_epochs=1, freeze_layers=3, seed=1)
+
+
+def ensure_judge(path: str | os.PathLike, *, allow_train: bool = True, progress: bool = True) -> tuple[Path, bool]:
+    """``(path, trained_now)``: ``path`` when it holds an evaluator; else, when ``allow_train`` and
+    nothing else is there, :func:`judge_config` trained into it (published by rename once complete,
+    so a killed run leaves only ``<path>.checkpoints``, which the next run resumes from); else an
+    error that says how to train it."""
+    path = Path(path)
+    if is_evaluator_dir(path):
+        return path, False
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        # something else is there (a typo, another artifact): never trained over, since publishing
+        # would replace it
         raise UserError("not a trained EMP-EVAL artifact", file=path, field="judge",
-                        fix="train one with `therapy-align empeval train --out DIR`")
-    return EmpevalScorer(path, name="judge", prefix="judge_")
+                        fix="give an EMP-EVAL artifact dir, or a path that does not exist yet to train the judge there")
+    if not allow_train:
+        raise UserError("no trained EMP-EVAL judge here", file=path, field="judge",
+                        fix=f"train it with `therapy-align empeval train --train.seed=1 --out {path}` or pass "
+                            "judge=<EMP-EVAL artifact dir> in the artifacts setting")
+    from empeval.training import train
+
+    train(judge_config(), path, progress=progress)
+    return path, True
+
+
+def judge_note(path: str | os.PathLike, trained_now: bool) -> str:
+    """Which evaluator the judge_ columns come from, read from the artifact's own training config."""
+    import json
+
+    try:
+        trained = json.loads((Path(path) / "empeval_config.json").read_text(encoding="utf-8")).get("train_config", {})
+    except (OSError, ValueError):
+        trained = {}
+    recipe = ", ".join(f"{key}={trained[key]}" for key in ("seed", "split_seed", "max_epochs", "freeze_layers")
+                       if trained.get(key) is not None)
+    how = []
+    if trained_now:
+        how.append("trained here on first use")
+    if trained.get("max_epochs") == 1 and trained.get("freeze_layers") == 3:
+        how.append("the fast recipe (1 epoch, lowest 3 layers frozen; weaker than the default, docs/evaluator.md)")
+    if trained.get("seed", 0) != 0:
+        how.append(f"seed {trained['seed']}: its initialisation, data order and split differ from those of the "
+                   "default empeval artifact (seed 0), so it is an independent second evaluator")
+    return (f"judge_* columns: a second EMP-EVAL (`{path}`, {recipe or 'training settings unrecorded'}), used by no "
+            "reward" + (f"; {'; '.join(how)}." if how else "."))
+
+
+def make_judge_scorer(context: ScorerContext) -> EmpevalScorer:
+    """The ``judge`` scorer: an EMP-EVAL artifact kept out of any reward, columns judge_E ... judge_final
+    (``judge=DIR`` in the artifacts setting; default ``artifacts/empeval-judge``, trained on first use)."""
+    path = context.artifact("judge", JUDGE_ARTIFACT)
+    if not is_evaluator_dir(path) and context.allow_quick and context.console is not None:
+        context.console.print(f"no judge at {path}: training the fast EMP-EVAL recipe on seed 1 into it "
+                              "(minutes on a CPU; resumes if interrupted)")
+    path, trained_now = ensure_judge(path, allow_train=context.allow_quick)
+    return EmpevalScorer(path, name="judge", prefix="judge_", notes=[judge_note(path, trained_now)])

@@ -3,6 +3,10 @@ and open % (the ``miti`` report scorer: Table 1 with ``--scorers=empeval,miti``,
 tables), and ``therapy-align miti score``'s turns file (:func:`score_turns`). Every path goes
 through ``therapy_align.scoring.score_pairs`` and its resumable store, stamped with
 :func:`artifact_identity`.
+
+Like EMP-EVAL's, the classifier is trained on first use: when the ``miti`` artifact (default
+``artifacts/miti``) is missing and the run allows training, :func:`first_use_config` is trained into
+it (atomically, resuming from ``<artifact>.checkpoints`` if interrupted), and reused after.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ def artifact_identity(path: str | os.PathLike) -> dict[str, str]:
     return hashes
 
 
-QUICK_NOTE = ("**QUICK MI CLASSIFIER**: no trained artifacts/miti, so a classifier was fitted on a slice "
-              "(recipes/miti_train.py --preset fast): its MITI columns show the machinery, not fidelity.")
+QUICK_NOTE = ("**QUICK MI CLASSIFIER**: the MITI columns come from a classifier fitted on a slice of AnnoMI "
+              "(recipes/miti_train.py --preset fast: 192 training turns, 5 epochs), not the default recipe: "
+              "they show the machinery, not fidelity.")
 
 
 class MitiScorer:
@@ -89,36 +94,68 @@ def _add_expert_note() -> None:
 
 
 def quick_config() -> TrainConfig:
-    """The stand-in a smoke run fits when it allows one and no trained classifier exists: the whole
-    pipeline on a slice (192 training turns, 64 dev/test turns, 48-token pairs, 5 epochs), about a
-    minute. Reports say so (:data:`QUICK_NOTE`); ``recipes/miti_train.py``'s ``fast`` preset is the same."""
+    """The whole pipeline on a slice (192 training turns, 64 dev/test turns, 48-token pairs, 5
+    epochs), about a minute: what a first use trains when :data:`FIRST_USE` is ``fast``. Reports say
+    so (:data:`QUICK_NOTE`); ``recipes/miti_train.py``'s ``fast`` preset is the same."""
     default = TrainConfig()
     return replace(default, data=replace(default.data, max_train_turns=192, max_eval_turns=64),
                    model=replace(default.model, max_length=48), train=replace(default.train, max_epochs=5))
 
 
-def quick_artifact(out: Path, *, progress: bool = False) -> Path:
-    """:func:`quick_config` trained once at ``out`` and reused."""
+# Which recipe a missing artifacts/miti is trained with on first use: "default" when it fits in about
+# 3 minutes on 2 CPU cores, else "fast". The default (features of all 3,698 training turns computed
+# once, then 10 epochs of the head) measured 149 CPU-s, 310 s wall niced under a load average of 9 on
+# the shared 2-core box (fit 22 s of it; test macro-F1 56.0), so about 2.5 minutes on the 2 cores.
+FIRST_USE = "default"
+FIRST_USE_TIME = "about 2.5 minutes on 2 CPU cores"
+
+
+def first_use_config() -> TrainConfig:
+    """The recipe :data:`FIRST_USE` names: ``default`` (the library's TrainConfig, what
+    ``therapy-align miti train`` ships) or ``fast`` (:func:`quick_config`)."""
+    return TrainConfig() if FIRST_USE == "default" else quick_config()
+
+
+def is_quick_artifact(path: str | os.PathLike) -> bool:
+    """Whether an artifact was trained on a slice (its recorded recipe limits the training turns)."""
     from miti.artifact import read_settings
+
+    recipe = read_settings(path).get("recipe") or {}
+    return bool((recipe.get("data") or {}).get("max_train_turns"))
+
+
+def ensure_classifier(path: str | os.PathLike, *, allow_train: bool = True,
+                      progress: bool = False) -> tuple[Path, bool]:
+    """``(path, trained_now)``: ``path`` when something is there (a half-trained classifier never is:
+    training publishes by rename, so a killed run leaves only ``<path>.checkpoints``); else, when
+    ``allow_train``, :func:`first_use_config` trained into it (resuming from those checkpoints);
+    else ``path`` as it is, which then fails to load with the fix."""
     from miti.training import train
 
-    if (out / "miti_config.json").is_file():
-        read_settings(out)
-        return out
-    return train(quick_config(), out, progress=progress)
+    path = Path(path)
+    # Only a path with nothing there is trained into (publishing replaces what is at ``path``); anything
+    # else loads as it is, and a directory that is not a classifier fails naming its missing files.
+    if (path.exists() and (not path.is_dir() or any(path.iterdir()))) or not allow_train:
+        return path, False
+    return train(first_use_config(), path, progress=progress), True
 
 
 def make_miti_scorer(context) -> MitiScorer:
-    """The ``miti`` scorer: columns R:Q, %CR, open % (``--artifacts=miti=DIR``; default ``artifacts/miti``)."""
+    """The ``miti`` scorer: columns R:Q, %CR, open % (``--artifacts=miti=DIR``; default ``artifacts/miti``,
+    trained on first use when the run allows it)."""
     from miti.predictor import load
 
     _add_expert_note()
     path = Path(context.artifact("miti", DEFAULT_ARTIFACT))
-    if not path.exists() and context.allow_quick:
-        if context.console is not None:
-            context.console.print(f"no {path}: fitting a quick MI classifier on a slice (about a minute)")
-        return MitiScorer(load(quick_artifact(Path(context.work_dir) / "miti-quick")), quick=True)
-    return MitiScorer(load(path))
+    if not path.exists() and context.allow_quick and context.console is not None:
+        context.console.print(f"no {path}: training the {FIRST_USE} MI classifier into it "
+                              f"({FIRST_USE_TIME}; resumes if interrupted)")
+    path, trained_now = ensure_classifier(path, allow_train=context.allow_quick)
+    scorer = MitiScorer(load(path), quick=is_quick_artifact(path))
+    scorer.notes.append(f"MI classifier: `{path}`, "
+                        + ("the fast recipe on a slice" if is_quick_artifact(path) else "the default recipe")
+                        + (" (trained here on first use)." if trained_now else "."))
+    return scorer
 
 
 # --------------------------------------------------------------------------------------------
