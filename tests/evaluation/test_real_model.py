@@ -41,7 +41,7 @@ def test_every_prompt_path_opens_the_model_turn(gemma_tokenizer):
 
 def test_the_chat_turn_end_is_found_from_the_template(gemma_tokenizer):
     from tests.conftest import llama_tokenizer
-    from therapy_align.evaluation.multiturn import chat_turn_end
+    from therapy_align.evaluation.generation import chat_turn_end
 
     assert chat_turn_end(gemma_tokenizer) == "<end_of_turn>"
     assert chat_turn_end(llama_tokenizer()) == llama_tokenizer().eos_token == "</s>"
@@ -51,7 +51,7 @@ def test_the_chat_turn_end_is_found_from_the_template(gemma_tokenizer):
 def test_a_few_tokens_through_batched_generation():
     require_gemma()
     from therapy_align.evaluation.generation import GenerationSpec, generate_batch, prompt_ids
-    from therapy_align.evaluation.multiturn import reply_models
+    from therapy_align.evaluation.generation import reply_models
 
     model, tokenizer = reply_models().get(GEMMA)
     end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")

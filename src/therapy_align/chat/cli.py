@@ -75,7 +75,7 @@ def _load_session(model_ref, system_prompt, policy, generation: GenerationSpec):
     from transformers.utils import logging as hf_logging
 
     from therapy_align.chat.session import ChatSession
-    from therapy_align.evaluation.multiturn import end_replies_at_turn_end
+    from therapy_align.evaluation.generation import end_replies_at_turn_end
     from therapy_align.safety.semantic import message_bank, reply_bank
     from therapy_align.training.models import ModelReferenceError, load_model_for_inference
 

@@ -32,7 +32,7 @@ from therapy_align.data.cleaning import CLIENT, OPENER_POLICIES, Exchange, clean
 from therapy_align.data.dataset_build import MIN_MAX_TOKENS
 from therapy_align.data.transcripts import Transcript
 from therapy_align.errors import UserError
-from therapy_align.evaluation.generation import GenerationSpec
+from therapy_align.evaluation.generation import GenerationSpec, reply_models
 from therapy_align.files import atomic_write_jsonl
 from therapy_align.overrides import check_choice, check_range
 from therapy_align.store import ResultStore
@@ -176,47 +176,6 @@ def turn_items(sessions: Sequence[Session], *, max_turns: int | None = None) -> 
 # --------------------------------------------------------------------------------------------
 # Where a reply ends
 # --------------------------------------------------------------------------------------------
-
-
-def chat_turn_end(tokenizer) -> str | None:
-    """The special token the chat template writes right after an assistant reply (Llama-2's ``</s>``,
-    Gemma's ``<end_of_turn>``), or None when plain text or nothing follows the reply."""
-    from therapy_align.data.chat_format import render_text
-
-    marker = "REPLY-MARKER"
-    text, _ = render_text([{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenizer)
-    ids = tokenizer(text[text.index(marker) + len(marker):].lstrip(" "), add_special_tokens=False)["input_ids"]
-    if not ids:
-        return None
-    first = tokenizer.convert_ids_to_tokens(ids[0])
-    return first if first in tokenizer.all_special_tokens or first in tokenizer.get_added_vocab() else None
-
-
-def end_replies_at_turn_end(model, tokenizer):
-    """``(model, tokenizer)`` with the tokenizer's end of sequence made the token that closes an
-    assistant turn, where the two differ: a base Gemma tokenizer's is ``<eos>``, but its chat replies
-    end at ``<end_of_turn>``, and batched generation stops (and cuts) a reply at
-    ``tokenizer.eos_token_id``: without this a reply runs on into a made-up next turn. Llama-2's
-    ``</s>`` is both; a Gemma SFT run's tokenizer already has it (TRL's ``eos_token``). The model's
-    generation config stops there too, beside its own stop tokens."""
-    turn_end = chat_turn_end(tokenizer)
-    if turn_end is None or turn_end == tokenizer.eos_token:
-        return model, tokenizer
-    tokenizer.eos_token = turn_end
-    config = getattr(model, "generation_config", None)
-    if config is not None:
-        stops = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
-        config.eos_token_id = [tokenizer.eos_token_id, *(i for i in stops if i is not None and i != tokenizer.eos_token_id)]
-    return model, tokenizer
-
-
-def reply_models(load=None):
-    """A :class:`~therapy_align.evaluation.generation.ModelCache` whose models end replies at the end
-    of their chat turn (:func:`end_replies_at_turn_end`)."""
-    from therapy_align.evaluation.generation import ModelCache, ModelLoad
-
-    load = load or ModelLoad()
-    return ModelCache(load, loader=lambda ref: end_replies_at_turn_end(*load(ref)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def run_prompt(config: PromptRunConfig, *, models=None, scorers=None, console=No
     from therapy_align.data.system_prompts import check_prompt
     from therapy_align.evaluation.cell import CellSpec, evaluate_cell
     from therapy_align.evaluation.generation import read_inputs
-    from therapy_align.evaluation.multiturn import reply_models
+    from therapy_align.evaluation.generation import reply_models
 
     if config.prompt is None:
         raise SweepError("no prompt given", field="prompt", fix="pass --prompt=<name>")
@@ -225,7 +225,7 @@ def run_local_sweep(path: str | os.PathLike, *, overrides: dict[str, Any] | None
     from rich.table import Table
 
     from therapy_align.data.system_prompts import check_prompt
-    from therapy_align.evaluation.multiturn import reply_models
+    from therapy_align.evaluation.generation import reply_models
     from therapy_align.evaluation.report import TINY_NOTE, is_tiny_reference, metric_columns, sort_by_final, write_report
     from therapy_align.training.models import classify_reference
 

@@ -49,7 +49,7 @@ def load_policy(config: PolicyModel):
     """``(PeftModel with the SFT adapter trainable, tokenizer, base model path)``."""
     from peft import PeftModel
 
-    from therapy_align.evaluation.multiturn import end_replies_at_turn_end
+    from therapy_align.evaluation.generation import end_replies_at_turn_end
 
     quantization = None if config.quantization == "none" else config.quantization
     base = run_base_model(read_run_config(config.sft_run))
