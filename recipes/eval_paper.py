@@ -63,9 +63,11 @@ TINY = replace(
 # The README's main command: the real small model (Gemma 3 270M, base) against its SFT on the 80%
 # split, under both paper prompts, on the CPU in minutes. Sizes are the budget's (25 minutes from a
 # fresh clone, set-up and first-use training of every evaluator included): 32 inputs, 64-token
-# replies, 12 SFT steps of 2 x 512 tokens; the 200-input measurement with the full+2 row is
-# docs/results.md's. Beside EMP-EVAL: the judge (a second EMP-EVAL, never a reward), MITI
-# and the guard and harm columns; a bootstrap 95% interval on every final score.
+# replies, 12 SFT steps of 2 x 512 tokens, 64 pairs per human row, and EMP-EVAL's fast recipe
+# (trained on first use into its own directory, so no paper run picks it up); the 200-input
+# measurement with the full+2 row and the default EMP-EVAL is docs/results.md's. Beside EMP-EVAL:
+# the judge (a second EMP-EVAL, never a reward), MITI and the guard and harm columns; a bootstrap
+# 95% interval on every final score.
 SMALL = replace(
     PAPER, preset="small", out="runs/eval-small", limit=32, models=("base", "annomi80"),
     refs=Table1Refs(base="gemma-3-270m"),
@@ -73,6 +75,7 @@ SMALL = replace(
                 train=SFT_SMALL.train.replace(max_steps=12, save_steps=4)),
     generation=GenerationSpec(batch_size=16, max_new_tokens=64), load=ModelLoad(),
     scorers=("empeval", "judge", "miti", "safety", "guards"),
+    reference_limit=64, empeval="artifacts/empeval-fast", empeval_first_use="fast",
 )
 PRESETS = {"paper": PAPER, "small": SMALL, "tiny": TINY}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -40,6 +41,45 @@ class ArtifactError(UserError):
     """A missing or broken EMP-EVAL artifact; the message names the directory or file."""
 
 
+class NonFiniteArtifact(ArtifactError):
+    """Weights or settings holding NaN or inf: refused when publishing and when loading."""
+
+
+def non_finite_numbers(value, where: str = "") -> list[str]:
+    """The dotted paths (``decision_offsets.interpretations[2]``) of NaN or infinite numbers in a
+    JSON value. Python's json reads and writes NaN and Infinity, so a settings file can hold them."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [where]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_numbers(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in non_finite_numbers(v, f"{where}[{i}]")]
+    return []
+
+
+def non_finite_weights(state) -> list[str]:
+    """The names of the tensors of a state dict holding a NaN or an infinity."""
+    import torch
+
+    return sorted(name for name, tensor in state.items()
+                  if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))
+
+
+def refuse_non_finite(error: type[UserError], *, state=None, settings=None, weights_file, settings_file,
+                      fix: str) -> None:
+    """Raise ``error`` naming the file and the first field when weights or settings are not finite:
+    a NaN weight or decision offset scores every reply alike (NaN probabilities, level 0) without
+    failing, so such an artifact is neither published nor loaded."""
+    bad = non_finite_weights(state) if state is not None else []
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise error(f"non-finite weights (NaN or inf) in {bad[0]}{more}", file=weights_file, field=bad[0], fix=fix)
+    bad = non_finite_numbers(settings) if settings is not None else []
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise error(f"non-finite number (NaN or inf){more}", file=settings_file, field=bad[0], fix=fix)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
@@ -64,30 +104,31 @@ def write_artifact_dir(
     fit_calibration: dict | None = None,
 ) -> None:
     out = Path(out)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    settings = {
+        "mechanisms": list(MECHANISMS),
+        "levels": list(LEVELS),
+        "max_length": config.max_length,
+        "dropout": config.dropout,
+        "class_weights": dict(zip(MECHANISMS, class_weights)),
+        "decision_offsets": dict(zip(MECHANISMS, decision_offsets or [[0.0] * len(LEVELS)] * len(MECHANISMS))),
+        "fit_gate": fit_gate,
+        "fit_calibration": fit_calibration,
+        "train_config": config.to_json(),
+    }
+    # before anything is written: a run that diverged leaves the previous artifact in place
+    refuse_non_finite(NonFiniteArtifact, state=state, settings=settings, weights_file=out / WEIGHTS_FILE,
+                      settings_file=out / CONFIG_FILE,
+                      fix="training diverged: lower --train.learning_rate or check the data; nothing was published")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     model.encoder.config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, tmp / WEIGHTS_FILE)
-    weights_sha256 = file_sha256(tmp / WEIGHTS_FILE)
-    atomic_write_json(
-        tmp / CONFIG_FILE,
-        {
-                "mechanisms": list(MECHANISMS),
-                "levels": list(LEVELS),
-                "max_length": config.max_length,
-                "dropout": config.dropout,
-                "class_weights": dict(zip(MECHANISMS, class_weights)),
-                "decision_offsets": dict(zip(MECHANISMS, decision_offsets or [[0.0] * len(LEVELS)] * len(MECHANISMS))),
-                "fit_gate": fit_gate,
-                "fit_calibration": fit_calibration,
-                "weights_sha256": weights_sha256,
-                "train_config": config.to_json(),
-        },
-    )
+    settings["weights_sha256"] = file_sha256(tmp / WEIGHTS_FILE)
+    atomic_write_json(tmp / CONFIG_FILE, settings)
     atomic_write_json(tmp / SPLIT_FILE, split, indent=None)
     atomic_write_json(tmp / METRICS_FILE, metrics)
     publish_dir(tmp, out)
@@ -128,6 +169,12 @@ def read_settings(path: str | os.PathLike) -> dict:
         if mechanism not in MECHANISMS or len(values) != len(LEVELS):
             raise ArtifactError(f"bad entry {mechanism!r}: {values!r}", file=path / CONFIG_FILE,
                                 field="decision_offsets", fix=fix)
+    refuse_non_finite(NonFiniteArtifact, settings=settings, weights_file=path / WEIGHTS_FILE,
+                      settings_file=path / CONFIG_FILE, fix=fix)
+    if isinstance(settings["max_length"], bool) or not isinstance(settings["max_length"], int) \
+            or settings["max_length"] < 1:
+        raise ArtifactError(f"must be a whole number >= 1, got {settings['max_length']!r}", file=path / CONFIG_FILE,
+                            field="max_length", fix=fix)
     return settings
 
 
@@ -153,11 +200,19 @@ def read_artifact(path: str | os.PathLike):
         raise ArtifactError("weights differ from the hash recorded at training (weights_sha256): the file was "
                             "changed or damaged", file=path / WEIGHTS_FILE, fix=fix)
     try:
-        model = EmpathyClassifier.from_encoder_config(AutoConfig.from_pretrained(path), settings["dropout"],
+        encoder_config = AutoConfig.from_pretrained(path)
+        model = EmpathyClassifier.from_encoder_config(encoder_config, settings["dropout"],
                                                       ordinal_mechanisms_of(settings))
         weights = load_file(path / WEIGHTS_FILE)
     except (OSError, ValueError, SafetensorError) as err:
         raise ArtifactError(f"cannot load ({str(err).splitlines()[0][:200]})", file=path, field="--model", fix=fix) from None
+    window = getattr(encoder_config, "max_position_embeddings", None)
+    if window is not None and settings["max_length"] > window:  # the encoder's position table would be indexed past its end
+        raise ArtifactError(f"{settings['max_length']} is over the encoder's {window} positions "
+                            "(max_position_embeddings in config.json)", file=path / CONFIG_FILE, field="max_length",
+                            fix=fix)
+    refuse_non_finite(NonFiniteArtifact, state=weights, weights_file=path / WEIGHTS_FILE,
+                      settings_file=path / CONFIG_FILE, fix=fix)
     expected = model.state_dict()
     absent = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))

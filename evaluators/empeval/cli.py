@@ -47,6 +47,7 @@ def run_train(argv: list[str], base=None, *, read_outs=(), usage: str = TRAIN_US
     metrics.json; `--help` prints `usage` and the keys. Returns the artifact directory (None for
     --help). The command's body, shared with recipes/empeval_train.py."""
     from empeval.config import TrainRun
+    from therapy_align.files import check_output_path
     from therapy_align.overrides import apply_overrides, describe_keys
 
     base = TrainRun() if base is None else base
@@ -54,6 +55,7 @@ def run_train(argv: list[str], base=None, *, read_outs=(), usage: str = TRAIN_US
         print(usage + "\nKeys (--key=value):\n" + describe_keys(base))
         return None
     run = apply_overrides(base, argv)  # a bad key or value: a UserError naming it
+    check_output_path(run.out, kind="dir")  # a file, a device or a read-only place: before anything loads
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers loads: a hub id backbone is not fetched
     import torch
 
@@ -109,8 +111,11 @@ def _score(in_path: Path, out: Path, model: Path, lenient: bool, force: bool, ba
     from empeval.artifact import ArtifactError
     from therapy_align.evaluation.scorers.empeval import EmpevalScorer, score_file
     from therapy_align.errors import UserError
+    from therapy_align.files import check_output_path, store_side_files, summary_beside
     from therapy_align.scoring import read_pairs
 
+    check_output_path(out, inputs=[in_path, model], side_files=[*store_side_files(out), summary_beside(out)],
+                      force=force)
     total = len(read_pairs(in_path, lenient=lenient)[0])  # validates before loading the model
     scorer = EmpevalScorer(model, batch_size=batch_size)
     try:
@@ -136,7 +141,19 @@ def probe(
     """Blind-spot probes (canned reply, seeker shuffle, repetition, copying, empty/filler, late empathy)."""
     from empeval.probe import run_probe_command
 
+    exit_on_user_error(_check_probe_out)(model, out, data_dir)
     exit_on_user_error(run_probe_command)(model, out, data_dir, limit)
+
+
+def _check_probe_out(model: Path, out: Optional[Path], data_dir: Optional[Path]) -> None:
+    """The probe writes into <model>/probe by default: a read-only artifact is refused before the
+    minutes of scoring, and no probe file may be an input (the artifact's own files included)."""
+    from therapy_align.files import check_output_path
+
+    target = out if out is not None else model / "probe"
+    written = [target / "probe.md", target / "probe.json"]
+    inputs = [data_dir, *(sorted(model.iterdir()) if model.is_dir() else ())]
+    check_output_path(target, inputs=inputs, kind="dir", side_files=written, field="--out" if out else "--model")
 
 
 if __name__ == "__main__":

@@ -98,8 +98,11 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:  # ranges checked before data or a model loads: bad input fails in seconds
-        from therapy_align.overrides import ConfigError, check_choice, check_range
+        from therapy_align.overrides import ConfigError, check_choice, check_finite_numbers, check_range
 
+        check_finite_numbers(self)
+        check_range(self, "seed", ge=0)  # torch and numpy refuse a negative seed, deep inside the fit
+        check_range(self, "split_seed", ge=0, allow_none=True)
         for name in ("max_length", "batch_size", "max_epochs"):
             check_range(self, name, ge=1)
         check_range(self, "learning_rate", gt=0)

@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from therapy_align.errors import UserError
+from therapy_align.lightning_stops import TrainingStops, fit_or_stop
 
 from empeval.artifact import write_artifact_dir
 from empeval.config import TrainConfig
@@ -115,6 +116,21 @@ def fit_gate(config: TrainConfig):
     return config.fit_gate == "head" and config.mismatch_fraction > 0 and config.fit_weight > 0
 
 
+def check_encoder_window(config: TrainConfig) -> None:
+    """``max_length`` within the encoder's positions (``max_position_embeddings`` of its config.json),
+    read before data or weights load: past them the position table is indexed out of range."""
+    from transformers import AutoConfig
+
+    try:
+        window = getattr(AutoConfig.from_pretrained(config.backbone), "max_position_embeddings", None)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the encoder's config.json ({str(err).splitlines()[0][:160]})",
+                        file=config.backbone, field="train.backbone") from None
+    if window is not None and config.max_length > window:
+        raise UserError(f"must be <= {window}, the encoder's max_position_embeddings, got {config.max_length}",
+                        field="train.max_length", fix=f"give --train.max_length={window} or less")
+
+
 def checkpoint_dir(out: Path) -> Path:
     return out.with_name(out.name + CHECKPOINT_SUFFIX)
 
@@ -167,11 +183,12 @@ def fit(config: TrainConfig, work: Path, *, progress: bool = True) -> Fitted:
         save_top_k=1, save_last=True,
     )
     limit = config.limit_batches or None
+    stops = TrainingStops(checkpoint_path=work / "last.ckpt")
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         accelerator="auto",
         devices=1,
-        callbacks=[checkpoint, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
+        callbacks=[checkpoint, stops, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
         logger=CSVLogger(work, name="logs"),
         enable_progress_bar=progress,
         fast_dev_run=config.fast_dev_run,
@@ -184,7 +201,7 @@ def fit(config: TrainConfig, work: Path, *, progress: bool = True) -> Fitted:
     )
     resume = "last" if (work / "last.ckpt").exists() else None
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    fit_or_stop(trainer, stops, module, datamodule=data, ckpt_path=resume)
     fit_seconds = time.perf_counter() - started
 
     best_path = checkpoint.best_model_path
@@ -314,6 +331,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, restart: bool = False,
     `read_outs`: extra test read-outs merged into metrics.json (see `TestOutputs`).
     """
     out = Path(out)
+    check_encoder_window(config)
     work = checkpoint_dir(out)
     _check_resumable(work, config, restart)
     fitted = fit(config, work, progress=progress)

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from empeval.artifact import publish_dir
+from empeval.artifact import publish_dir, refuse_non_finite
 from miti.labels import LABELS
 from therapy_align.errors import UserError
 from therapy_align.files import atomic_write_json, atomic_write_jsonl, jsonable
@@ -35,12 +35,24 @@ class ArtifactError(UserError):
     """A missing or broken classifier artifact."""
 
 
+class NonFiniteArtifact(ArtifactError):
+    """Head weights or settings holding NaN or inf: refused when publishing and when loading."""
+
+
+RETRAIN = "retrain with `therapy-align miti train`"
+
+
 def write_artifact(out: str | os.PathLike, *, encoder, head, tokenizer, settings: dict, split: dict, metrics: dict,
                    predictions: list[dict]) -> Path:
     """Write every file into ``.<out>.tmp-<pid>`` and rename it to ``out``: never half-written."""
     from safetensors.torch import save_file
 
     out = Path(out)
+    head_state = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
+    # before anything is written: a run that diverged leaves the previous artifact in place
+    refuse_non_finite(NonFiniteArtifact, state=head_state, settings=settings, weights_file=out / HEAD_FILE,
+                      settings_file=out / CONFIG_FILE,
+                      fix="training diverged: lower --train.learning_rate or check the data; nothing was published")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -49,7 +61,7 @@ def write_artifact(out: str | os.PathLike, *, encoder, head, tokenizer, settings
         shutil.rmtree(tmp)
     encoder.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, tmp / HEAD_FILE)
+    save_file(head_state, tmp / HEAD_FILE)
     atomic_write_json(tmp / CONFIG_FILE, {"labels": list(LABELS), **settings})
     atomic_write_json(tmp / SPLIT_FILE, split)
     atomic_write_json(tmp / METRICS_FILE, metrics)
@@ -85,6 +97,8 @@ def read_settings(path: str | os.PathLike) -> dict:
     if list(settings["labels"]) != list(LABELS):
         raise ArtifactError(f"labels {settings['labels']} differ from this code's {list(LABELS)}",
                             file=path / CONFIG_FILE, field="labels", fix="retrain the artifact")
+    refuse_non_finite(NonFiniteArtifact, settings=settings, weights_file=path / HEAD_FILE,
+                      settings_file=path / CONFIG_FILE, fix=RETRAIN)
     return settings
 
 
@@ -101,11 +115,22 @@ def read_artifact(path: str | os.PathLike):
     try:
         encoder = AutoModel.from_pretrained(path)
         head = make_head(int(settings["in_features"]), int(settings["hidden"]), float(settings["dropout"]))
-        head.load_state_dict(load_file(path / HEAD_FILE))
+        head_state = load_file(path / HEAD_FILE)
+        head.load_state_dict(head_state)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise ArtifactError(f"cannot load the model ({str(err).splitlines()[0][:200]})", file=path,
-                            field="--model", fix="retrain with `therapy-align miti train`") from None
+                            field="--model", fix=RETRAIN) from None
+    refuse_non_finite(NonFiniteArtifact, state=head_state, weights_file=path / HEAD_FILE,
+                      settings_file=path / CONFIG_FILE, fix=RETRAIN)
+    # the frozen encoder is the backbone's own, yet a damaged copy scores every turn alike
+    refuse_non_finite(NonFiniteArtifact, state=encoder.state_dict(), weights_file=path / "model.safetensors",
+                      settings_file=path / CONFIG_FILE, fix=RETRAIN)
+    window = getattr(encoder.config, "max_position_embeddings", None)
+    if window is not None and int(settings["max_length"]) > window:
+        raise ArtifactError(f"{settings['max_length']} is over the encoder's {window} positions "
+                            "(max_position_embeddings in config.json)", file=path / CONFIG_FILE, field="max_length",
+                            fix=RETRAIN)
     encoder.eval()
     head.eval()
     return encoder, head, tokenizer, settings

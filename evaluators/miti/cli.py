@@ -38,6 +38,9 @@ def train(
                             "--model.max_length=48 --train.max_epochs=5), or run "
                             "`python recipes/miti_train.py --preset fast` from a checkout")
     cfg = apply_overrides(TrainConfig(), ctx.args)  # unknown keys and bad values fail here, before anything loads
+    from therapy_align.files import check_output_path
+
+    check_output_path(out, kind="dir")  # a file, a device or a read-only place: before training
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from miti.training import train as train_classifier
 
@@ -63,8 +66,12 @@ def score(
     from rich.progress import Progress
 
     from miti.predictor import load
-    from therapy_align.evaluation.scorers.miti import read_turns, score_turns
+    from therapy_align.evaluation.scorers.miti import SCORES_FILE, SUMMARY_FILE, read_turns, score_turns
+    from therapy_align.files import check_output_path, store_side_files
 
+    # out is a directory: its scores file, that file's .part and the summary must not be the input
+    check_output_path(out, inputs=[in_path, model], kind="dir",
+                      side_files=[out / SCORES_FILE, *store_side_files(out / SCORES_FILE), out / SUMMARY_FILE])
     total = len(read_turns(in_path, lenient=lenient)[0])  # validates the input before loading the model
     predictor = load(model, batch_size=batch_size)  # the input was valid: now load the model
     with Progress(disable=not progress, transient=True) as bar:
@@ -80,11 +87,15 @@ def human(
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory holding annomi/AnnoMI-full.csv.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the rows as JSON here.")] = None,
     model: Annotated[Path, typer.Option(help="Show this classifier's scores on the held-out sessions beside (if trained).")] = DEFAULT_ARTIFACT,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """The expert MITI rows from AnnoMI: high- vs low-quality sessions, and the held-out high ones."""
     from miti.human import classifier_row, human_rows, markdown_table
-    from therapy_align.files import atomic_write_json
+    from therapy_align.files import atomic_write_json, check_output_path, refuse_to_replace
 
+    if out is not None:
+        check_output_path(out, inputs=[data_dir, model])
+        refuse_to_replace(out, force=force)
     rows = human_rows(data_dir)
     predicted = classifier_row(model)
     if predicted is not None:

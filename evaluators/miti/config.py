@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from therapy_align.overrides import ConfigError, check_range
+from therapy_align.overrides import ConfigError, check_finite_numbers, check_range
 
 
 def _minilm() -> str:
@@ -30,6 +30,8 @@ class DataConfig:
     max_eval_turns: int | None = None  # the first N dev/test turns (None: all)
 
     def __post_init__(self) -> None:
+        check_finite_numbers(self)
+        check_range(self, "split_seed", ge=0)
         check_range(self, "dev_fraction", gt=0, lt=1)
         check_range(self, "max_train_turns", ge=1, allow_none=True)
         check_range(self, "max_eval_turns", ge=1, allow_none=True)
@@ -46,6 +48,9 @@ class ModelConfig:
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
+        # The upper bound is the encoder's own (max_position_embeddings), checked with its config
+        # before anything loads: miti.training.check_backbone.
+        check_finite_numbers(self)
         check_range(self, "max_length", ge=8)
         check_range(self, "hidden", ge=1)
         check_range(self, "dropout", ge=0, lt=1)
@@ -68,9 +73,14 @@ class FitConfig:
     threads: int = 1  # torch CPU threads for the head (0 = torch's default)
 
     def __post_init__(self) -> None:
+        check_finite_numbers(self)
+        check_range(self, "seed", ge=0)  # torch and numpy refuse a negative seed, deep inside the fit
         check_range(self, "max_epochs", ge=1)
         check_range(self, "batch_size", ge=1)
         check_range(self, "learning_rate", gt=0)
+        check_range(self, "weight_decay", ge=0)
+        check_range(self, "warmup_fraction", ge=0, lt=1)
+        check_range(self, "class_weight_power", ge=0)
         check_range(self, "limit_batches", ge=0)
         check_range(self, "threads", ge=0)
 

@@ -28,6 +28,7 @@ from miti.model import BehaviourModule
 from miti.summary import METRICS, multicode_counts, summarise, summarise_counts
 from therapy_align.errors import UserError
 from therapy_align.files import canonical_json
+from therapy_align.lightning_stops import TrainingStops, fit_or_stop
 
 FEATURE_CACHE = ".miti-features"  # beside the artifact; remove it to recompute
 
@@ -77,12 +78,17 @@ def check_backbone(model: ModelConfig) -> None:
     from transformers import AutoConfig
 
     try:
-        depth = AutoConfig.from_pretrained(model.backbone).num_hidden_layers
+        encoder = AutoConfig.from_pretrained(model.backbone)
+        depth = encoder.num_hidden_layers
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read the encoder ({str(err).splitlines()[0][:160]})", file=model.backbone,
                         field="model.backbone") from None
     if max(model.layers) > depth:
         raise UserError(f"the encoder has {depth} layers, got {model.layers}", field="model.layers")
+    window = getattr(encoder, "max_position_embeddings", None)
+    if window is not None and model.max_length > window:  # past it the position table is indexed out of range
+        raise UserError(f"must be <= {window}, the encoder's max_position_embeddings, got {model.max_length}",
+                        field="model.max_length", fix=f"give --model.max_length={window} or less")
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, *, restart: bool = False, progress: bool = True) -> Path:
@@ -104,15 +110,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, restart: bool = False, pr
                            save_top_k=1, save_last=True)
     bars = [TQDMProgressBar(refresh_rate=10)] if progress else []
     limit = t.limit_batches or None
+    stops = TrainingStops(checkpoint_path=work / "last.ckpt")
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator="auto", devices=1, deterministic=True,
-        callbacks=[best, *bars], enable_progress_bar=progress, logger=CSVLogger(work, name="logs"),
+        callbacks=[best, stops, *bars], enable_progress_bar=progress, logger=CSVLogger(work, name="logs"),
         limit_train_batches=limit, limit_val_batches=limit, limit_test_batches=limit,
         log_every_n_steps=10, enable_model_summary=False,
     )
     resume = "last" if (work / "last.ckpt").exists() else None
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    fit_or_stop(trainer, stops, module, datamodule=data, ckpt_path=resume)
     fit_seconds = time.perf_counter() - started
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
     module.load_state_dict(state["state_dict"])

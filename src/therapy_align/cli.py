@@ -3,7 +3,8 @@
 Sub-modules import torch, transformers and friends inside their commands, so `--help` stays fast.
 :func:`main` is the console script's entry point: a :class:`~therapy_align.errors.UserError` from
 any command ends it with exit status 2 and one line on stderr (a traceback only with ``--debug``
-or ``THERAPY_ALIGN_DEBUG=1``); typer's own usage errors exit 2 as well.
+or ``THERAPY_ALIGN_DEBUG=1``), as does a full disk or a read-only path; typer's own usage errors exit
+2 as well. A reader that closes the pipe early (``--help | head -1``) ends it quietly with status 1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import typer
 from empeval.cli import app as empeval_app
 from miti.cli import app as miti_app
 from therapy_align.data.cli import app as data_app
-from therapy_align.errors import UserError, report_and_exit, strip_debug_flag
+from therapy_align.errors import (UserError, debug_enabled, exit_quietly_on_closed_pipe, file_system_error,
+                                  report_and_exit, strip_debug_flag)
 from therapy_align.evaluation import cli as evaluation_cli
 from therapy_align.rl.cli import app as reward_app
 from therapy_align.safety.cli import app as safety_app
@@ -37,9 +39,19 @@ def main(argv: list[str] | None = None) -> None:
     """Run the app on ``argv`` (default: the command line); ``--debug`` anywhere keeps tracebacks."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=strip_debug_flag(argv), prog_name="therapy-align")
+        try:
+            app(args=strip_debug_flag(argv), prog_name="therapy-align")
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, so a closed pipe is caught below
+    except BrokenPipeError:
+        exit_quietly_on_closed_pipe()
     except UserError as error:
         report_and_exit(error)
+    except OSError as error:
+        known = file_system_error(error)  # disk full, read-only, ...: one line; anything else is a bug
+        if known is None or debug_enabled():
+            raise
+        report_and_exit(known)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One error style for every command and recipe.
 
-A mistake the user can fix (a bad file, line, field, override, path) is a :class:`UserError`. At the
+A mistake the user can fix (a bad file, line, field, override, path) is a :class:`UserError`, and so
+is a file-system refusal (disk full, read-only, no permission, name too long). At the
 door of every command, :func:`exit_on_user_error` turns it into one or two lines on stderr,
 
     error: FILE:LINE: field: what is wrong; what to do
@@ -11,6 +12,7 @@ and exit status 2, with no traceback unless ``--debug`` is on the command line o
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -50,6 +52,36 @@ class UserError(Exception):
         return self.message
 
 
+class FileSystemError(UserError):
+    """The file system refused a read or write (disk full, read-only, no permission, name too long)."""
+
+
+# What the user's machine, not the program, got wrong: each becomes one line naming the path. Any
+# other OSError is unexpected here and keeps its traceback.
+USER_FS_ERRNOS = {
+    errno.ENOSPC: ("no space left on the device", "free some space and rerun: the finished part is kept"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space and rerun: the finished part is kept"),
+    errno.EACCES: ("permission denied", "check its permissions, or choose another path"),
+    errno.EPERM: ("operation not permitted", "check its permissions, or choose another path"),
+    errno.EROFS: ("read-only file system", "choose a path on a writable file system"),
+    errno.ENAMETOOLONG: ("file name too long", "choose a shorter name"),
+    errno.ENOTDIR: ("a part of the path is a file, not a directory", "check the path"),
+    errno.EISDIR: ("is a directory", "give a file path"),
+    errno.ELOOP: ("too many levels of symbolic links", "check the path"),
+    errno.EEXIST: ("a file is in the way of a directory on the path", "check the path"),
+}
+
+
+def file_system_error(err: OSError, path: str | os.PathLike | None = None) -> FileSystemError | None:
+    """``err`` as a one-line :class:`FileSystemError` naming the path, or None when it is not one of
+    the user's file-system problems (:data:`USER_FS_ERRNOS`)."""
+    known = USER_FS_ERRNOS.get(err.errno)
+    if known is None:
+        return None
+    what, fix = known
+    return FileSystemError(what, file=err.filename if err.filename is not None else path, fix=fix)
+
+
 def debug_enabled(argv: list[str] | None = None) -> bool:
     argv = sys.argv if argv is None else argv
     return "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -72,8 +104,27 @@ def exit_on_user_error(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as error:
             report_and_exit(error)
+        except OSError as error:
+            # Disk full or a read-only mount met by a library's writer (a checkpoint, a dataset):
+            # still one line naming the file. Other OSErrors are bugs and keep their traceback.
+            known = file_system_error(error)
+            if known is None or debug_enabled():
+                raise
+            report_and_exit(known)
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_quietly_on_closed_pipe() -> None:
+    """End the process when the reader of stdout went away (``therapy-align ... --help | head -1``):
+    point stdout at /dev/null so the interpreter's last flush cannot fail again, and exit 1 (as
+    click does) without a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout has no descriptor (already replaced): nothing left to flush
+        pass
+    raise SystemExit(1)
 
 
 def strip_debug_flag(argv: list[str]) -> list[str]:

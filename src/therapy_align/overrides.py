@@ -8,7 +8,8 @@ A wandb sweep agent runs the program with ``--key=value`` (e.g. ``--train.learni
 the field's annotation: ``bool`` (true/false/1/0/yes/no/on/off), ``int``, ``float``, ``str``,
 ``tuple[X, ...]`` (``a,b``, ``[a, b]``, ``(a, b)`` or JSON; empty: ``[]`` or ``""``),
 ``X | None`` (``none``/``null``), ``Literal[...]`` (one of the literal values), nested dataclasses
-(only through their leaves). An unknown key or a value of the wrong type raises
+(only through their leaves). A float that parses to NaN or an infinity (``nan``, ``inf``, ``1e309``)
+is refused with a :class:`ConfigError`, whatever the field's range. An unknown key or a value of the wrong type raises
 :class:`OverrideError`, a one-line message naming the key, what it expects and the closest valid
 keys (:func:`describe_keys` lists them all, for ``--help``). The input config is never mutated:
 the result is built with :func:`dataclasses.replace`, so each config's ``__post_init__`` checks
@@ -23,6 +24,7 @@ import dataclasses
 import difflib
 import enum
 import json
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -44,6 +46,10 @@ class ConfigError(UserError, ValueError):
     """A config value out of range or not among the known choices (raised by ``__post_init__``)."""
 
 
+class NonFiniteValue(ValueError):
+    """A float override that parses to NaN or an infinity (``nan``, ``inf``, ``1e309``)."""
+
+
 def check_range(config: Any, name: str, *, gt: float | None = None, ge: float | None = None,
                 lt: float | None = None, le: float | None = None, allow_none: bool = False,
                 fix: str | None = None) -> None:
@@ -57,10 +63,26 @@ def check_range(config: Any, name: str, *, gt: float | None = None, ge: float | 
     wanted = " and ".join(f"{sign} {bound:g}" for bound, _, sign in bounds if bound is not None)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"must be a number {wanted}, got {value!r}", field=name, fix=fix)
+    # NaN fails every comparison and inf passes every lower bound: either would reach the optimiser
+    # or the sampler and give NaN weights or scores that look like results.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"must be a finite number {wanted}".rstrip() + f", got {value!r}", field=name, fix=fix)
     for bound, holds, _ in bounds:
         if bound is not None and not holds(value, bound):
             raise ConfigError(f"must be {wanted}" + (" or None" if allow_none else "") + f", got {value!r}",
                               field=name, fix=fix)
+
+
+def check_finite_numbers(config: Any, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` (the field's dotted name) for any float field of the dataclass
+    ``config``, or float in a tuple field, that is NaN or infinite, including fields without a range
+    check; nested dataclasses are checked by their own ``__post_init__``."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        items = value if isinstance(value, tuple | list) else (value,)
+        for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"must be a finite number, got {value!r}", field=f"{prefix}{f.name}")
 
 
 def check_choice(config: Any, name: str, choices: Sequence[Any], *, fix: str | None = None) -> None:
@@ -173,6 +195,8 @@ def parse_value(text: str, tp: Any) -> Any:
                 continue
             try:
                 return parse_value(text, arg)
+            except NonFiniteValue:
+                raise
             except ValueError as err:
                 errors.append(str(err))
         raise ValueError(f"{text!r} is not a {type_name(tp)}" + (f" ({'; '.join(errors)})" if errors else ""))
@@ -215,9 +239,12 @@ def parse_value(text: str, tp: Any) -> Any:
         raise ValueError(f"{text!r} is not an int")
     if tp is float:
         try:
-            return float(text.strip())
+            value = float(text.strip())
         except ValueError:
             raise ValueError(f"{text!r} is not a float") from None
+        if not math.isfinite(value):  # "nan", "inf", or a literal past float range such as 1e309
+            raise NonFiniteValue(f"{text!r} is not a finite float")
+        return value
     if tp is str:
         return text
     if tp is type(None):
@@ -330,6 +357,8 @@ def apply_overrides(config: Any, argv: Sequence[str]) -> Any:
     for key, text in parse_argv(argv, bool_keys, config):
         try:
             value = parse_value(text, keys[key])
+        except NonFiniteValue:  # a value out of every range rather than of the wrong type
+            raise ConfigError(f"must be a finite number, got {text.strip()!r}", field=f"--{key}") from None
         except ValueError as err:
             raise OverrideError(f"bad value for --{key} (expects {type_name(keys[key])}): {err}",
                                 field=f"--{key}") from None

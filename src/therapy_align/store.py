@@ -14,14 +14,14 @@ redone. So a resumed result is reused only if its inputs, model and settings are
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from therapy_align.errors import UserError
-from therapy_align.files import append_jsonl, atomic_write_jsonl, canonical_json, repair_torn_tail
+from therapy_align.files import (InputFileError, append_jsonl, atomic_write_jsonl, canonical_json,
+                                 file_system_errors, parse_json_text, repair_torn_tail, text_problem)
 
 MADE_FROM = "_made_from"
 
@@ -31,9 +31,12 @@ class StaleResultError(UserError):
 
 
 def digest(value: Any) -> str:
-    """A short, stable hash of any JSON-able value (strings are hashed as given)."""
+    """A short, stable hash of any JSON-able value (strings are hashed as given).
+
+    A lone surrogate cannot be encoded as UTF-8; it is hashed by its code point ("surrogatepass")
+    so that hashing never fails. Readers refuse such text at the door, naming the file and line."""
     text = value if isinstance(value, str) else canonical_json(value)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class ResultStore:
@@ -63,21 +66,7 @@ class ResultStore:
     # ------------------------------------------------------------------ reading
 
     def _read(self, path: Path) -> list[tuple[int, dict[str, Any]]]:
-        rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except json.JSONDecodeError as err:
-                    raise UserError(f"not a result line ({err.msg})", file=path, line=number,
-                                    fix="delete the file or choose another --out") from None
-                if not isinstance(record, dict) or "id" not in record:
-                    raise UserError("not a result line (no 'id')", file=path, line=number,
-                                    fix="delete the file or choose another --out")
-                rows.append((number, record))
-        return rows
+        return _read_result_lines(path)
 
     def _changes(self, record: dict[str, Any], item_id: str) -> list[str]:
         stamp = record.get(MADE_FROM)
@@ -96,6 +85,15 @@ class ResultStore:
         ``inputs`` maps each id to what its result is computed from (text, or any JSON-able value).
         Lines for ids not in ``inputs`` are kept as they are (a later, larger run may need them).
         """
+        for item_id, value in inputs.items():
+            problem = text_problem(canonical_json(value)) or text_problem(str(item_id))
+            if problem:  # a UTF-8 results file cannot hold it: refuse before anything is written
+                raise UserError(f"the input of id {str(item_id)!r} {problem}", file=self.path,
+                                fix="remove the character from the input")
+        for written in (self.path, self.part):
+            if written.exists() and not written.is_file():  # os.replace would rename a device node
+                raise UserError("is not a regular file (a device, pipe or socket)", file=written,
+                                fix="choose another --out")
         self._inputs = {str(k): digest(v) for k, v in inputs.items()}
         # Read the unfinished file if there is one, else a finished <out>; nothing moves until the
         # stored lines have passed the provenance check, so a refused rerun leaves <out> as it was.
@@ -128,9 +126,11 @@ class ResultStore:
             self.dropped_stale = len(stale)
             atomic_write_jsonl(self.part, kept)
             if source == self.path:
-                self.path.unlink()
+                with file_system_errors(self.path):
+                    self.path.unlink()
         elif todo and source == self.path:
-            os.replace(self.path, self.part)  # reopen a finished file: <out> reappears at finish()
+            with file_system_errors(self.path):
+                os.replace(self.path, self.part)  # reopen a finished file: <out> reappears at finish()
         return todo
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -146,7 +146,8 @@ class ResultStore:
             self._done[item_id] = line
             lines.append(line)
         if lines:
-            self.part.parent.mkdir(parents=True, exist_ok=True)
+            with file_system_errors(self.part):
+                self.part.parent.mkdir(parents=True, exist_ok=True)
         return append_jsonl(self.part, lines)
 
     @property
@@ -167,10 +168,12 @@ class ResultStore:
             ordered = [self._done[item_id] for item_id in self._inputs]
             ordered += [record for item_id, record in self._done.items() if item_id not in self._inputs]
             atomic_write_jsonl(self.path, ordered)
-            self.part.unlink()
+            with file_system_errors(self.part):
+                self.part.unlink()
         elif not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.touch()
+            with file_system_errors(self.path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.touch()
         return self.path
 
     def records(self, *, strip: bool = True) -> list[dict[str, Any]]:
@@ -185,14 +188,34 @@ class ResultStore:
         return out
 
 
+def _read_result_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of a store file; a line that is not a result (bad bytes, bad JSON, too
+    deep, no ``id``) is one :class:`UserError` naming the file and line."""
+    fix = "delete the file or choose another --out"
+    rows = []
+    with file_system_errors(path), path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise UserError(f"not a result line (not UTF-8 at byte {err.start})", file=path, line=number,
+                                fix=fix) from None
+            if not text.strip():
+                continue
+            try:
+                record = parse_json_text(text, file=path, line=number)
+            except InputFileError as err:
+                raise UserError(f"not a result line ({err.what})", file=path, line=number, fix=fix) from None
+            if not isinstance(record, dict) or "id" not in record:
+                raise UserError("not a result line (no 'id')", file=path, line=number, fix=fix)
+            rows.append((number, record))
+    return rows
+
+
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The lines of a finished store file, without their ``_made_from`` stamps."""
-    path = Path(path)
     out = []
-    with path.open(encoding="utf-8") as handle:
-        for raw in handle:
-            if raw.strip():
-                record = json.loads(raw)
-                record.pop(MADE_FROM, None)
-                out.append(record)
+    for _, record in _read_result_lines(Path(path)):
+        record.pop(MADE_FROM, None)
+        out.append(record)
     return out

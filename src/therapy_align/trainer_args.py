@@ -47,6 +47,11 @@ def trl_field_types(dotted: str) -> dict[str, Any]:
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
 
 
+# Every TRL trainer seeds torch, numpy and the data order with these; a negative one fails there,
+# after the model has loaded.
+SEED_RANGES: dict[str, dict[str, Any]] = {"seed": {"ge": 0}, "data_seed": {"ge": 0, "allow_none": True}}
+
+
 class TrainerArgs(Mapping[str, Any]):
     """An immutable ``{TRL field: value}`` mapping for the TRL config class ``TRL_CONFIG``.
 
@@ -123,9 +128,11 @@ class TrainerArgs(Mapping[str, Any]):
 
     def _check(self) -> None:
         for name, value in self._values.items():
-            if isinstance(value, float) and not math.isfinite(value):
+            # a list field (loss_weights, reward_weights) reaches the loss just as a scalar does
+            items = value if isinstance(value, list | tuple) else (value,)
+            if any(isinstance(item, float) and not math.isfinite(item) for item in items):
                 raise TrainerArgsError(f"must be a finite number, got {value!r}", field=name)
-        for name, bounds in self.RANGES.items():
+        for name, bounds in {**SEED_RANGES, **self.RANGES}.items():
             if name in self._values:
                 try:
                     check_range(self, name, **bounds)

@@ -56,3 +56,20 @@ def test_only_the_generated_block_is_rewritten(tmp_path):
     text = docs.read_text()
     assert text.index("Intro.") < text.index("second") < text.index("## History")
     assert "first" not in text and text.count(run_all.BEGIN) == 1 and text.endswith("## History\nold numbers\n")
+
+
+def test_every_listed_benchmark_is_a_bench_script_that_exists():
+    for name, (script, _, _) in run_all.BENCHMARKS.items():
+        assert (REPO_ROOT / "benchmarks" / script).is_file(), name
+        assert script.startswith("bench_"), script  # run_all's own glob finds only bench_*.py
+
+
+def test_the_sampling_row_reads_the_benchmarks_json():
+    result = {"model": "gemma-3-270m", "prompts": 8, "batch_size": 8, "max_new_tokens": 96, "vocabulary": 262144,
+              "kept_vocabulary": 30198, "warpers_tokens_per_s": 5.9, "candidates_tokens_per_s": 6.5,
+              "restricted_tokens_per_s": 7.4, "greedy_full_tokens_per_s": 9.4, "greedy_restricted_tokens_per_s": 15.0,
+              "ratio_candidates_vs_warpers": 1.12, "ratio_restricted_vs_warpers": 1.25,
+              "ratio_greedy_restricted_vs_full": 1.58, "identical_greedy_restricted_vs_full": "8/8",
+              "identical_sampled_candidates_vs_warpers": "8/8"}
+    figure, ratio, target = run_all.headline("sampling", {"result": result}, ceiling_gflops=10.0)
+    assert "30,198 of 262,144" in figure and "1.25x" in ratio and "not met" in target

@@ -136,16 +136,23 @@ def test_chat_end_to_end_with_piped_stdin(tiny, tmp_path):
         "what should I do about it?",
         "i honestly want to kms",
         "/save session.json",
+        "/save .",  # a directory: refused in one line
+        "/save session.json",  # exists: refused without --force, the file kept
+        "caf\x92 au lait",  # a Windows-1252 byte on stdin: read as U+FFFD, the session goes on
         "/quit",
         "this line is never read",
     ]) + "\n"
     env = {**os.environ, "HOME": str(home), "THERAPY_ALIGN_TOKENIZER": str(TOKENIZER_DIR), "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(REPO_ROOT)}
+           "PYTHONPATH": str(REPO_ROOT), "PYTHONIOENCODING": "utf-8"}
     result = subprocess.run([str(script), "chat", "--model", str(path), "--prompt", "new", "--locale", "US",
-                             "--max-new-tokens", "12"], input=stdin, capture_output=True, text=True, cwd=work, env=env,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+                             "--max-new-tokens", "12"], input=stdin.encode("latin-1"), capture_output=True, cwd=work,
+                            env=env, timeout=600)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    out = result.stdout.decode("utf-8")
+    assert "(not saved: .: is a directory" in out and "(not saved: session.json: exists" in out
+    assert "you> caf\ufffd au lait" in out and out.rstrip().endswith("crisis line.")
     assert "NOT a substitute for professional care" in out
     assert "988" in out and "conversation cleared" in out and "saved 6 turns" in out
     saved = json.loads((work / "session.json").read_text())

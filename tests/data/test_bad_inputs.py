@@ -99,8 +99,33 @@ CASES: list[Case] = [
     Case("extra-only-comments", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
          ("s.txt", "no utterances"), files={"s.txt": "# id: s1\n# topic: grief\n"}, out="o"),
     Case("extra-client-only", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
-         ("s.txt", "--extra", "no usable exchange", "0 therapist"),
+         ("s.txt", "session 's'", "no therapist turns (2 client)"),
          files={"s.txt": "C: I have been very sad lately.\nC: Nobody listens.\n"}, out="o"),
+    Case("extra-therapist-only", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt", "session 'solo'", "no client turns (2 therapist)"),
+         files={"s.txt": "# id: solo\nT: How have you been sleeping lately?\nT: Tell me about your week.\n"}, out="o"),
+    Case("extra-numbered-speakers", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:1", "speaker", "'Speaker 1:'", "# therapist: Speaker 1"),
+         files={"s.txt": "Speaker 1: Hello, what brings you here today?\nSpeaker 2: I have not been sleeping well.\n"},
+         out="o"),
+    Case("extra-named-speaker", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:3", "speaker", "'Anna:'", "# client: Anna"),
+         files={"s.txt": SESSION.replace("\nT: That", "\nAnna: It is hard.\nT: That")}, out="o"),
+    Case("extra-emphasised-unknown-label", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:3", "speaker", "'Doctor:'"), files={"s.txt": SESSION.replace("\nT: That", "\n**Doctor:** That")},
+         out="o"),
+    Case("extra-full-width-colon-unknown-label", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:2", "speaker", "'Mum:'"), files={"s.txt": "T: Hello.\nMum\uff1a She is not sleeping.\nC: Hi.\n"}, out="o"),
+    Case("extra-timestamped-unknown-label", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:2", "speaker", "'Nurse:'"),
+         files={"s.txt": "[00:00:01] T: Hello.\n[00:00:09] Nurse: She is not sleeping.\n[00:00:15] C: Hi.\n"}, out="o"),
+    Case("extra-duplicate-id-header", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:2", "id", "given twice"), files={"s.txt": "# id: s1\n# id: s2\n" + SESSION}, out="o"),
+    Case("extra-empty-id-header", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:1", "id", "empty"), files={"s.txt": "# id:\n" + SESSION}, out="o"),
+    Case("extra-two-sessions-in-one-file", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
+         ("s.txt:5", "id", "after the first utterance"), files={"s.txt": "# id: a\n" + SESSION + "# id: b\n" + SESSION},
+         out="o"),
     Case("extra-only-backchannels", build("--split", "full_plus", "--extra", "{tmp}/s.txt", "--out", "{tmp}/o"),
          ("s.txt", "no usable exchange", "backchannel"),
          files={"s.txt": "C: I have been very sad lately.\nT: Mm-hmm.\nC: Nobody listens.\nT: Okay.\n"}, out="o"),
@@ -165,3 +190,26 @@ def test_byte_order_marks_and_windows_line_ends_are_read_as_text(tmp_path):
                             "--out", str(out)]) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert stats["conversations_by_source"] == {"annomi": 5, "extra": 1}
+
+
+def test_a_session_in_another_label_style_builds_with_the_right_roles(tmp_path):
+    import json
+
+    from datasets import load_from_disk
+
+    session = ("# id: styled\n# therapist: Speaker 1\n# client: Speaker 2\n"
+               "[00:00:01] **Speaker 1:** Hello, what brings you here today?\n"
+               "00:00:09 - Speaker 2\uff1a I have not been sleeping well.\n"
+               "12:03 PM - *Terapeuta*: That sounds exhausting; tell me more.\n")
+    write_files(tmp_path, data_dir(annomi_csv()))
+    write_files(tmp_path, {"s.txt": session})
+    out = tmp_path / "ds"
+    assert run_door("cli", ["data", "build", "--split", "full_plus", "--data-dir", str(tmp_path / "d"), "--extra",
+                            str(tmp_path / "s.txt"), "--tokenizer", str(TOKENIZER_DIR), "--max-tokens", "512",
+                            "--out", str(out)]) == 0
+    assert json.loads((out / "stats.json").read_text())["conversations_by_source"] == {"annomi": 5, "extra": 1}
+    rows = [row["messages"] for row in load_from_disk(str(out))["train"]]
+    styled = [m for m in rows if any("not been sleeping" in turn["content"] for turn in m)]
+    assert styled and [(t["role"], t["content"]) for t in styled[0] if t["role"] != "system"] == [
+        ("user", "Hi."), ("assistant", "Hello, what brings you here today?"),  # the neutral opener before the therapist
+        ("user", "I have not been sleeping well."), ("assistant", "That sounds exhausting; tell me more.")]

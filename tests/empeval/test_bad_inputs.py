@@ -82,6 +82,15 @@ CASES: list[Case] = [
     # --- empeval probe ---------------------------------------------------------------------------
     Case("probe-model-missing", ["empeval", "probe", "--model", "{tmp}/noart"], ("noart", "--model")),
     Case("probe-limit-negative", ["empeval", "probe", "--limit", "-1"], ("--limit",)),
+    # --- empeval score: never over an input, text it cannot store ------------------------------------
+    Case("score-part-is-input-force", score("--force", model="{tmp}/noart") + ["--in", "{tmp}/s.jsonl.part"],
+         ("s.jsonl.part", "--out", "input"), files={"s.jsonl.part": PAIRS3}, out="s.jsonl"),
+    Case("score-summary-is-input", score(model="{tmp}/noart") + ["--in", "{tmp}/s.summary.json"],
+         ("s.summary.json", "--out", "input"), files={"s.summary.json": PAIRS3}, out="s.jsonl"),
+    Case("score-in-lone-surrogate", score(model="{tmp}/noart"), ("pairs.jsonl:1", "response", "lone surrogate"),
+         files={"pairs.jsonl": '{"id": "p1", "seeker": "I cannot sleep.", "response": "\\udc80"}\n'}, out="s.jsonl"),
+    Case("probe-out-is-a-file", ["empeval", "probe", "--model", "{tmp}/noart", "--out", "{tmp}/p.txt"],
+         ("p.txt", "--out", "a file"), previous={"p.txt": "notes"}),
 ]
 
 

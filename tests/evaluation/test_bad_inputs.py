@@ -116,6 +116,11 @@ CASES: list[Case] = [
          ("--context.opener_policy", "neutral_opener"), surface="multiturn", out="mt"),
     Case("multiturn-zero-turns", ["--preset", "tiny", "--out={tmp}/mt", "--simulation.n_turns=0"],
          ("n_turns",), surface="multiturn", out="mt"),
+    # --- generate: never over an input, text it cannot store -----------------------------------------
+    Case("gen-part-is-input-force", gen("--force") + ["--inputs", "{tmp}/g.jsonl.part"],
+         ("g.jsonl.part", "--out", "input"), files={"g.jsonl.part": INPUTS3}, out="g.jsonl"),
+    Case("gen-in-lone-surrogate", gen(), ("in.jsonl:1", "text", "lone surrogate"),
+         files={"in.jsonl": '{"id": "m1", "text": "I feel \\ud800 alone"}\n'}, out="g.jsonl"),
 ]
 
 

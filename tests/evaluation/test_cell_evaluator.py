@@ -90,3 +90,19 @@ def test_a_cell_is_a_model_or_given_replies_not_both():
     with pytest.raises(UserError):
         CellSpec(row="x")
     assert CellSpec(row="base", prompt="new", model="tiny-base").slug == "base__new"
+
+
+def test_a_reference_cell_scores_a_seeded_sample_in_file_order(tmp_path):
+    pairs = _pairs(tmp_path, [f"reply {i}" for i in range(20)])
+    spec = CellSpec(row="human", prompt="", pairs=pairs, limit=5)
+    cell = evaluate_cell(spec, tmp_path / "cells" / "human", inputs=[], generation=GenerationSpec(),
+                         scorers=[WordCount()])
+    ids = [record["id"] for record in cell.records]
+    assert cell.n == 5 and len(set(ids)) == 5
+    assert ids == sorted(ids, key=lambda i: int(i[1:]))  # file order kept
+    assert ids != [f"p{i}" for i in range(5)]  # a sample across the file, not its head
+    again = evaluate_cell(spec, tmp_path / "cells" / "human", inputs=[], generation=GenerationSpec(),
+                          scorers=[WordCount()])
+    assert again.reused and [r["id"] for r in again.records] == ids  # the same sample every run
+    with pytest.raises(UserError, match="limit"):
+        CellSpec(row="human", prompt="", pairs=pairs, limit=0)

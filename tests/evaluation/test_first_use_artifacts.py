@@ -125,3 +125,48 @@ def test_miti_without_training_allowed_fails_naming_the_path(tmp_path):
     with pytest.raises(UserError) as error:
         make_scorers(("miti",), ScorerContext(artifacts={"miti": str(missing)}, allow_quick=False))
     assert str(missing) in str(error.value) and not missing.exists()
+
+
+def test_empeval_first_use_recipes_are_the_default_and_the_fast_one_on_seed_0():
+    from empeval.config import TrainConfig
+
+    from therapy_align.evaluation.scorers.empeval import first_use_config
+
+    assert first_use_config() == TrainConfig()
+    assert first_use_config("fast") == replace(TrainConfig(), max_epochs=1, freeze_layers=3)
+    with pytest.raises(UserError, match="empeval_first_use"):
+        first_use_config("quick")
+
+
+def test_missing_empeval_is_trained_with_the_chosen_recipe_and_the_report_says_which(tmp_path, monkeypatch, data_dir):
+    import empeval.artifact
+
+    from therapy_align.evaluation.scorers import empeval as scorer_module
+
+    real_config = scorer_module.first_use_config
+    monkeypatch.setattr(scorer_module, "first_use_config",  # the chosen recipe, cut to one batch per split
+                        lambda recipe="default": replace(real_config(recipe), data_dir=str(data_dir), limit_batches=1,
+                                                         batch_size=2))
+    calls = _publish_spy(monkeypatch, empeval.artifact, ("empeval_model.safetensors", "empeval_config.json"))
+    monkeypatch.chdir(tmp_path)
+    context = ScorerContext(work_dir=tmp_path / "run", artifacts={"empeval": "artifacts/empeval-fast"},
+                            allow_quick=True, empeval_first_use="fast")
+    (scorer,) = make_scorers(("empeval",), context)
+    assert calls == [Path("artifacts/empeval-fast")] and scorer.artifact == Path("artifacts/empeval-fast")
+    trained = json.loads((tmp_path / "artifacts/empeval-fast/empeval_config.json").read_text())["train_config"]
+    assert (trained["seed"], trained["max_epochs"], trained["freeze_layers"]) == (0, 1, 3)
+    (note,) = scorer.notes
+    assert "trained here on first use" in note and "fast recipe" in note and "judge" not in note
+    assert not (tmp_path / "artifacts" / "empeval").exists()  # the paper's default path is left alone
+
+    (again,) = make_scorers(("empeval",), context)
+    assert len(calls) == 1 and "trained here" not in again.notes[0]
+
+
+def test_table1_refuses_an_unknown_first_use_recipe():
+    from therapy_align.evaluation.table1 import Table1Config
+
+    with pytest.raises(UserError, match="empeval_first_use"):
+        Table1Config(empeval_first_use="quick")
+    with pytest.raises(UserError, match="reference_limit"):
+        Table1Config(reference_limit=0)

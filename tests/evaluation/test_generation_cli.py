@@ -116,3 +116,12 @@ def test_unknown_prompt_and_bad_model_fail_fast_with_clear_messages(tmp_path):
     missing = run_cli("generate", "--model", "runs/does-not-exist", "--out", str(tmp_path / "o.jsonl"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert time.monotonic() - started < 120
+
+
+def test_a_reply_budget_beyond_the_models_window_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "o.jsonl"
+    result = run_cli("generate", "--model", "tiny-base", "--out", str(out), "--limit", "1", "--max-new-tokens", "5000")
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "generation.max_new_tokens" in message and "must be below 4096" in message and "got 5000" in message
+    assert "Traceback" not in result.stderr and not out.exists() and not Path(f"{out}.part").exists()

@@ -16,6 +16,13 @@ CASES: list[Case] = [
          ("t.jsonl", "empty"), files={"t.jsonl": ""}, out="mo"),
     Case("miti-in-missing-field", ["miti", "score", "--in", "{tmp}/t.jsonl", "--out", "{tmp}/mo", "--no-progress"],
          ("t.jsonl:1", "client"), files={"t.jsonl": PAIRS3}, out="mo"),
+    # --- miti score: never over an input, text it cannot store ---------------------------------------
+    Case("miti-summary-is-input", ["miti", "score", "--in", "{tmp}/mo/summary.json", "--out", "{tmp}/mo",
+                                   "--model", "{tmp}/noart", "--no-progress"], ("summary.json", "--out", "input"),
+         files={"mo/summary.json": TURNS}),
+    Case("miti-in-lone-surrogate", ["miti", "score", "--in", "{tmp}/t.jsonl", "--out", "{tmp}/mo", "--model",
+                                    "{tmp}/noart", "--no-progress"], ("t.jsonl:1", "therapist", "lone surrogate"),
+         files={"t.jsonl": '{"id": "t1", "client": "I drink too much.", "therapist": "\\ud800"}\n'}, out="mo"),
 ]
 
 

@@ -20,6 +20,7 @@ def artifact(tmp_path_factory):
     return make_tiny_evaluator(tmp_path_factory.mktemp("learnability") / "tiny", split_seed=0)
 
 
+@pytest.mark.slow  # over a minute: trains the study's probes end to end
 def test_every_pair_is_scored_once_and_the_common_levels_are_learned(artifact, tmp_path):
     from empeval.epitome_data import load_epitome
     from research.empeval.learnability import main

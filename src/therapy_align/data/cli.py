@@ -63,7 +63,7 @@ def build(
         resolve_data_dir(data_dir)
     for path in extra or ():
         load_plain_transcript(path)  # cheap: a bad session fails before the tokenizer loads
-    check_build_out(out, overwrite=overwrite, inputs=[data_dir, tokenizer_source, *(extra or ())])
+    check_build_out(out, overwrite=overwrite, inputs=[data_dir, tokenizer_source, system_prompt, *(extra or ())])
     _run_build(config, out, overwrite=overwrite, tokenizer_source=tokenizer_source)
 
 
@@ -131,18 +131,22 @@ def check_build_out(out: Path, *, overwrite: bool, inputs: list) -> Path:
     that holds the inputs."""
     from therapy_align.files import check_output_path
 
-    check_output_path(out, kind="dir")
+    sources = [Path(str(source)) for source in inputs if source is not None and Path(str(source)).exists()]
+    check_output_path(out, kind="dir", inputs=[source for source in sources if source.is_file()])
     if not out.exists():
         return out
+    # Before advising --overwrite: it replaces the whole directory, so it must not hold an input
+    # (by path, through a symlink, or as a hard link of a file inside it).
+    resolved = out.resolve()
+    held = {(f.stat().st_dev, f.stat().st_ino) for f in out.rglob("*") if f.is_file()} if out.is_dir() else set()
+    for source in sources:
+        path = source.resolve()
+        linked = source.is_file() and (source.stat().st_dev, source.stat().st_ino) in held
+        if path == resolved or resolved in path.parents or linked:
+            raise UserError(f"holds the input {source}; replacing it would delete the input", file=out,
+                            field="--out", fix="choose another --out")
     if not overwrite:
         raise UserError("exists", file=out, field="--out", fix="pass --overwrite to replace it, or choose another --out")
-    resolved = out.resolve()
-    for source in inputs:
-        if source is not None and Path(str(source)).exists():
-            path = Path(str(source)).resolve()
-            if path == resolved or resolved in path.parents:
-                raise UserError(f"holds the input {source}; --overwrite would delete it", file=out, field="--out",
-                                fix="choose another --out")
     if any(out.iterdir()) and not (out / "stats.json").is_file():
         raise UserError("is not a directory written by `data build` (no stats.json); refusing to replace it",
                         file=out, field="--out", fix="choose another --out, or remove the directory yourself")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import io
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -171,48 +172,174 @@ def _read_annomi(csv_file: str, mtime_ns: int, lenient: bool) -> tuple[tuple[Tra
     return tuple(transcripts), report.rows_in, report.duplicate_rows_removed, tuple(report.skipped.items())
 
 
-_LABELS = {
-    "therapist": THERAPIST, "t": THERAPIST, "counselor": THERAPIST, "counsellor": THERAPIST,
-    "client": CLIENT, "c": CLIENT, "patient": CLIENT,
+# ---------------------------------------------------------------------------- plain-text sessions
+#
+# The speaker-label grammar (docs/sft.md, "Transcript format"). A labelled line is
+#
+#     [timestamp] [emphasis]label[emphasis] colon [emphasis] text
+#
+# and the label is resolved to a role by, in order: a name declared in a ``# therapist:`` /
+# ``# client:`` header, a role word or alias (any case, accents optional), a role word with a number
+# or a name in brackets ("Client 2", "Therapist (Dr Lee)"). Everything else that has the shape of a
+# label is refused: taking it as a continuation line would train one speaker's words as the other's.
+
+_ROLE_WORDS = {
+    THERAPIST: ("therapist", "t", "th", "counsellor", "counselor", "clinician", "psychologist", "psychotherapist",
+                # Spanish, Portuguese, Italian, French, German
+                "terapeuta", "psicologo", "psicologa", "consejero", "consejera",
+                "therapeute", "psychologue", "conseiller", "conseillere", "therapeut", "therapeutin",
+                "berater", "beraterin",
+                # Chinese, Japanese (typed with the full-width colon)
+                "治疗师", "咨询师", "心理咨询师", "カウンセラー", "セラピスト"),
+    CLIENT: ("client", "c", "cl", "patient", "p", "pt",
+             "cliente", "paciente", "consultante", "paziente",
+             "patiente", "klient", "klientin", "patientin",
+             "来访者", "求助者", "患者", "クライエント", "相談者"),
 }
-_LABELLED_LINE = re.compile(r"^\s*([A-Za-z]+)\s*:\s?(.*)$")
-# An unindented ``Word:`` that is no known label is most likely a mistyped one (``Clinet:``): taking it
-# as a continuation would train on client speech as the therapist's. Indented lines continue.
-_LABEL_LIKE = re.compile(r"^([A-Za-z][A-Za-z'-]*)\s*:")
+_LABELS = {word: role for role, words in _ROLE_WORDS.items() for word in words}
+# Numbered or generic speakers say nothing about who is the therapist; they need a declaration.
+_NUMBERED_SPEAKER = re.compile(r"^(?:speaker|person|participant|spk|interlocutor|voice|sprecher|locuteur|hablante)"
+                               r"\s*#?\s*\d+$")
+_ROLE_WITH_SUFFIX = re.compile(r"^(?P<word>[a-z]+)\s*(?:#?\s*\d+|\(.*\))$")
+_COLONS = ":\uff1a\ufe55"  # ASCII, full-width (CJK input methods), small
+_EMPHASIS = r"(?:\*\*|__|\*|_)"
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?(?:\s*[AaPp]\.?[Mm]\.?)?"
+# A time before the label: "[00:01:23]", "(12:03 PM)", "00:01 ", "12:03 PM -". A bare time needs a
+# space or a dash after it, so "10:30 is when it happened." is still text.
+_TIMESTAMP = re.compile(rf"^(?:[\[(]\s*{_TIME}\s*[\])]|{_TIME}(?=\s|[-\u2013\u2014|]))\s*(?:[-\u2013\u2014|]\s*)?")
+_TIMESTAMP_ONLY = re.compile(rf"^\s*(?:[\[(]\s*{_TIME}\s*[\])]|{_TIME})\s*$")
+_LABEL_CHAR = r"(?:[^\W_]|[ .'\u2019()\-])"
+# Emphasis after the colon closes one opened before the label ("**Therapist:** ..."); otherwise it
+# belongs to the text ("T: *sighs* okay").
+_LABEL = re.compile(
+    rf"^(?P<open>{_EMPHASIS})?(?P<label>[^\W\d_]{_LABEL_CHAR}{{0,29}}?)\s*(?P<close>{_EMPHASIS})?\s*[{_COLONS}]"
+    rf"(?(close)|(?(open)(?:\s*{_EMPHASIS})?))(?P<rest>.*)$"
+)
+_MAX_LABEL_WORDS = 3
 _LABEL_HELP = "Therapist:/Client:/T:/C:"
-_HEADER_LINE = re.compile(r"^\s*#\s*(\w+)\s*:\s*(.*)$")
+_HEADER_LINE = re.compile(rf"^\s*#\s*(\w+)\s*[{_COLONS}]\s*(.*)$")
+_SESSION_HEADERS = ("id", "topic", THERAPIST, CLIENT)  # the headers this format reads
+
+
+def _fold(label: str) -> str:
+    """A label compared case-insensitively, accents optional, spaces collapsed, a final dot dropped."""
+    decomposed = unicodedata.normalize("NFKD", label.casefold())
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(plain.split()).rstrip(".").strip()
+
+
+@dataclass(frozen=True)
+class _Label:
+    label: str  # as written, without emphasis and colon
+    text: str  # the rest of the line
+
+
+def _split_label(line: str) -> _Label | None:
+    """The label and text of a line that has the shape of a labelled line, else None."""
+    body = line.strip()
+    stamp = _TIMESTAMP.match(body)
+    if stamp:
+        body = body[stamp.end():]
+    match = _LABEL.match(body)
+    if not match:
+        return None
+    label = match.group("label").strip()
+    if len(re.sub(r"\(.*\)", "", label).split()) > _MAX_LABEL_WORDS:  # "Therapist (Dr Ann Lee)" is one speaker
+        return None  # "But the thing is: ..." is a sentence, not a speaker
+    return _Label(label, match.group("rest").strip())
+
+
+def _read_role_names(value: str, key: str, *, name: str, line: int, roles: dict[str, str]) -> None:
+    # the name as it appears before the colon in the session ("**Speaker 1:**" declares "Speaker 1")
+    for speaker in (part.strip().strip("*_").rstrip(_COLONS).strip() for part in value.split(",")):
+        if not speaker:
+            raise TranscriptFormatError(f"'# {key}:' names no speaker", file=name, line=line, field=key,
+                                        fix=f"write '# {key}: NAME' with the label used in the session (e.g. Speaker 1)")
+        folded = _fold(speaker)
+        if roles.get(folded, key) != key:
+            raise TranscriptFormatError(f"{speaker!r} is declared both therapist and client", file=name, line=line,
+                                        field=key, fix="declare each speaker once")
+        roles[folded] = key
+
+
+def _resolve(label: _Label, declared: dict[str, str]) -> str | None:
+    folded = _fold(label.label)
+    if folded in declared:
+        return declared[folded]
+    if folded in _LABELS:
+        return _LABELS[folded]
+    suffixed = _ROLE_WITH_SUFFIX.match(folded)
+    if suffixed and len(suffixed.group("word")) > 1 and suffixed.group("word") in _LABELS:
+        return _LABELS[suffixed.group("word")]  # "Client 2", "Therapist (Dr Lee)"
+    return None
+
+
+def _unrecognised(label: _Label, *, name: str, line: int) -> TranscriptFormatError:
+    written = label.label
+    if _NUMBERED_SPEAKER.match(_fold(written)):
+        return TranscriptFormatError(
+            f"{written + ':'!r} does not say who is the therapist", file=name, line=line, field="speaker",
+            fix=f"declare the speakers before the first utterance ('# therapist: {written}' and '# client: ...'), "
+                f"or label the lines {_LABEL_HELP}")
+    close = difflib.get_close_matches(_fold(written), [k for k in _LABELS if len(k) > 2], n=1, cutoff=0.6)
+    guess = f"did you mean {close[0].capitalize()}:? " if close else ""
+    return TranscriptFormatError(
+        f"{written + ':'!r} looks like a speaker label but is not one ({_LABEL_HELP})", file=name, line=line,
+        field="speaker",
+        fix=f"{guess}fix the label, declare a named speaker before the first utterance ('# therapist: {written}' "
+            f"or '# client: {written}'), or indent the line if it continues the previous utterance")
 
 
 def parse_plain_transcript(text: str, *, name: str = "<text>") -> Transcript:
-    """A speaker-labelled transcript: ``Therapist:``/``Client:`` (or ``T:``/``C:``) lines.
+    """A speaker-labelled transcript, one session per file (grammar: docs/sft.md, "Transcript format").
 
-    Unlabelled lines continue the previous utterance; blank lines are ignored; ``# key: value``
-    lines before the first utterance set metadata (``# topic: grief``, ``# id: session-1``);
-    other ``#`` lines are comments. An unindented line opening with an unknown ``Word:`` is
-    refused as a probable mistyped label (indent it to continue the previous utterance).
+    ``Therapist:``/``Client:`` lines (or aliases, any case, with emphasis, a full-width colon or a
+    timestamp before them) start utterances; unlabelled lines continue the previous one; blank and
+    timestamp-only lines are ignored. ``# key: value`` lines before the first utterance set metadata
+    (``# id:``, ``# topic:``, and ``# therapist: NAME`` / ``# client: NAME`` for named or numbered
+    speakers); other ``#`` lines are comments. Refused, naming the line: an unindented line with the
+    shape of a label that is none of these, an undeclared numbered speaker, an empty or repeated
+    ``# id:``, a session header after the first utterance; naming the file: a session without both roles.
     """
     metadata: dict[str, str] = {}
+    header_lines: dict[str, int] = {}
+    declared: dict[str, str] = {}
     turns: list[list[str]] = []
     for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+        if not line.strip() or _TIMESTAMP_ONLY.match(line):
             continue
         if line.lstrip().startswith("#"):
             header = _HEADER_LINE.match(line)
-            if header and not turns:
-                metadata[header.group(1).lower()] = header.group(2).strip()
+            key = header.group(1).lower() if header else None
+            if key in _SESSION_HEADERS:
+                value = header.group(2).strip()
+                if turns:
+                    raise TranscriptFormatError(
+                        f"'# {key}:' after the first utterance", file=name, line=line_number, field=key,
+                        fix="put session headers before the first utterance; give each session its own file")
+                if key in (THERAPIST, CLIENT):
+                    _read_role_names(value, key, name=name, line=line_number, roles=declared)
+                    continue
+                if not value:
+                    raise TranscriptFormatError(f"'# {key}:' is empty", file=name, line=line_number, field=key,
+                                                fix=f"give the session's {key} or remove the line")
+                if key in header_lines:
+                    raise TranscriptFormatError(
+                        f"'# {key}:' given twice (lines {header_lines[key]} and {line_number})", file=name,
+                        line=line_number, field=key, fix=f"give one '# {key}:' per file; one session per file")
+                header_lines[key] = line_number
+                metadata[key] = value
+            elif header and not turns:
+                metadata.setdefault(key, header.group(2).strip())
             continue
-        labelled = _LABELLED_LINE.match(line)
-        label_like = _LABEL_LIKE.match(line)
-        if labelled and labelled.group(1).lower() in _LABELS:
-            turns.append([_LABELS[labelled.group(1).lower()], labelled.group(2).strip()])
-        elif label_like:
-            word = label_like.group(1)
-            close = difflib.get_close_matches(word.lower(), [k for k in _LABELS if len(k) > 1], n=1, cutoff=0.6)
-            guess = f"did you mean {close[0].capitalize()}:? " if close else ""
-            raise TranscriptFormatError(
-                f"{word + ':'!r} looks like a speaker label but is not one ({_LABEL_HELP})", file=name,
-                line=line_number, field="speaker",
-                fix=f"{guess}fix the label, or indent the line if it continues the previous utterance")
+        labelled = _split_label(line)
+        role = _resolve(labelled, declared) if labelled else None
+        if role is not None:
+            turns.append([role, labelled.text])
+        elif labelled and not line[:1].isspace() and not labelled.text[:1] in ("/", *"0123456789"):
+            # a time ("at 10:30 ...") or an address ("http://...") is text; anything else shaped
+            # like a label is a mistyped, foreign or named speaker
+            raise _unrecognised(labelled, name=name, line=line_number)
         elif not turns:
             raise TranscriptFormatError(
                 f"expected a speaker label ({_LABEL_HELP}), got {line.strip()[:60]!r}", file=name, line=line_number,
@@ -223,6 +350,13 @@ def parse_plain_transcript(text: str, *, name: str = "<text>") -> Transcript:
         raise TranscriptFormatError("no utterances found", file=name,
                                     fix=f"write one utterance per line, starting {_LABEL_HELP}")
     transcript_id = metadata.get("id", Path(name).stem)
+    counts = Counter(role for role, _ in turns)
+    for role, other in ((CLIENT, THERAPIST), (THERAPIST, CLIENT)):
+        if not counts[role]:
+            # a one-sided session would be trained as replies to an invented opener, or not at all
+            raise TranscriptFormatError(
+                f"session {transcript_id!r} has no {role} turns ({counts[other]} {other}): a session needs both roles",
+                file=name, fix=f"label the {role}'s lines {role.capitalize()}: (or declare the speaker: '# {role}: NAME')")
     return Transcript(
         transcript_id=transcript_id,
         topic=metadata.get("topic", "other"),

@@ -48,11 +48,14 @@ class CellSpec:
     model: str = ""
     pairs: str = ""
     label: str = ""
+    limit: int | None = None  # a reference cell scores a seeded sample of this many of its pairs
 
     def __post_init__(self) -> None:
         if bool(self.model) == bool(self.pairs):
             raise UserError(f"cell {self.row!r} needs exactly one of a model reference or a pairs file",
                             field="cell")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"cell {self.row!r}: limit must be at least 1, got {self.limit}", field="limit")
 
     @property
     def slug(self) -> str:
@@ -76,6 +79,17 @@ class CellResult:
     def row(self) -> dict[str, Any]:
         return {"row": self.spec.row, "prompt": self.spec.prompt,
                 "model_ref": self.spec.model or self.spec.pairs, "n": self.n, **self.metrics}
+
+
+def sample_pairs(pairs: list[Pair], limit: int | None, seed: int = 0) -> list[Pair]:
+    """A seeded sample of ``limit`` pairs in file order (all of them when there are no more): a
+    random sample rather than the first N, since reference files run session by session."""
+    if limit is None or len(pairs) <= limit:
+        return pairs
+    import numpy as np
+
+    keep = np.sort(np.random.default_rng(seed).choice(len(pairs), size=limit, replace=False))
+    return [pairs[int(i)] for i in keep]
 
 
 def register_reference(name: str, target: str) -> None:
@@ -120,6 +134,7 @@ def evaluate_cell(
     computed = False
     if spec.is_reference:
         pairs, _ = read_pairs(resolve_pairs(spec.pairs, cell_dir.parent.parent))
+        pairs = sample_pairs(pairs, spec.limit)
         records = [{"id": p.id, "text": p.seeker, "response": p.response} for p in pairs]
     else:
         summary = run_generation(model_ref=spec.model, prompt_name=spec.prompt, system_prompt=system_prompt,

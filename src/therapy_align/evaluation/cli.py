@@ -69,14 +69,15 @@ def generate(
     from rich.console import Console
 
     from therapy_align.data.system_prompts import check_prompt
-    from therapy_align.errors import UserError
+    from therapy_align.errors import UserError, file_system_error
     from therapy_align.evaluation.generation import read_inputs, run_generation
-    from therapy_align.files import check_output_path
+    from therapy_align.files import check_output_path, store_side_files
     from therapy_align.training.models import ModelReferenceError, classify_reference
 
     console = Console(stderr=True)
     system_prompt = check_prompt(prompt)
-    check_output_path(out, inputs=[inputs])
+    # the prompt may be a text file and the model a directory: neither may be where replies go
+    check_output_path(out, inputs=[inputs, Path(prompt), Path(model)], side_files=store_side_files(out))
     report = read_inputs(inputs, lenient=lenient, limit=limit)
     if report.skipped:
         console.print(f"[yellow]skipped {len(report.skipped)} bad input line(s)[/]: " + "; ".join(report.skipped[:5])
@@ -90,6 +91,8 @@ def generate(
                                  inputs=report.records, out=out, spec=generation, force=force, console=console,
                                  models=ModelCache(load))
     except OSError as err:  # e.g. "base" (a hub model) offline
+        if file_system_error(err) is not None:  # disk full or read-only while writing: not the model's fault
+            raise
         raise UserError(f"could not load model {model!r}: {str(err).strip().splitlines()[0]}", field="--model") from None
     console.print(
         f"{out}: {summary.already_done + summary.generated}/{summary.total} inputs done "
@@ -115,8 +118,9 @@ def sweep(
     """Run a wandb prompt sweep's grid locally, each run logged to wandb offline, and rank the prompts."""
     from rich.console import Console
 
-    from therapy_align.errors import UserError
+    from therapy_align.errors import UserError, file_system_error
     from therapy_align.evaluation.sweep import prompt_listing, run_local_sweep
+    from therapy_align.files import check_output_path
 
     console = Console()
     if list_prompts:
@@ -129,9 +133,13 @@ def sweep(
         if not sep:
             raise UserError(f"expected KEY=VALUE, got {item!r}", field="--set")
         overrides[key] = value
+    if out is not None:
+        check_output_path(out, inputs=[config], kind="dir")
     try:
         run_local_sweep(config, overrides=overrides, out=out, console=console)
     except OSError as err:  # e.g. "base" (a hub model) offline
+        if file_system_error(err) is not None:  # disk full or read-only while writing: not the model's fault
+            raise
         raise UserError(f"could not load the model: {str(err).strip().splitlines()[0]}", field="--model") from None
 
 

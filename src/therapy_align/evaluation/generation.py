@@ -35,6 +35,8 @@ from therapy_align.store import ResultStore
 
 # Paper §2.2.2: 1,000 RSDD posts (here: 1,000 Reddit mental-health posts, ../shared/README.md).
 DEFAULT_INPUTS = "../shared/data/eval_inputs/reddit_mental_health_1000.jsonl"
+# Output heads generation can use (therapy_align.evaluation.restricted_vocab): every token, or the corpora's.
+VOCABULARIES = ("full", "corpora")
 
 __all__ = ["DEFAULT_INPUTS", "GenerationSpec", "InputFileError", "InputRecord", "InputReport", "ModelCache", "ModelLoad",
            "generate_batch", "generate_file", "model_identity", "read_inputs", "run_generation"]
@@ -94,8 +96,14 @@ class GenerationSpec:
     cache_implementation: str = field(default="dynamic", metadata={
         "help": "KV cache: 'dynamic', or 'static' (preallocated; on CUDA transformers then compiles the decode "
                 "step, the first batch of each shape paying the compile) (throughput only)"})
+    vocabulary: str = field(default="full", metadata={
+        "help": "output head: 'full', or 'corpora' (logits only for the tokens the corpora, the chat template and "
+                "the stop ids use; the others can never be generated: several times faster on a CPU for a "
+                "small model, greedy replies unchanged wherever the full model's choice is such a token)"})
 
     def __post_init__(self) -> None:
+        import math
+
         if self.batch_size < 1:
             raise UserError(f"must be >= 1, got {self.batch_size}", field="generation.batch_size")
         if self.max_new_tokens < 1:
@@ -105,15 +113,28 @@ class GenerationSpec:
         if self.cache_implementation not in ("dynamic", "static"):
             raise UserError(f"must be 'dynamic' or 'static', got {self.cache_implementation!r}",
                             field="generation.cache_implementation")
+        # NaN passes no comparison and so slipped past the sampling check below into the sampler;
+        # checked even when greedy, since a recipe may turn sampling on later with the same values.
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise UserError(f"must be a finite number, got {value!r}", field=f"generation.{name}")
+        if self.seed < 0:  # torch.manual_seed refuses it, after the model has loaded
+            raise UserError(f"must be >= 0, got {self.seed}", field="generation.seed")
+        if self.vocabulary not in VOCABULARIES:
+            raise UserError(f"must be one of {', '.join(VOCABULARIES)}, got {self.vocabulary!r}",
+                            field="generation.vocabulary", fix="use 'full' (every token) or 'corpora'")
         if self.do_sample and (self.temperature <= 0 or not 0 < self.top_p <= 1):
             raise UserError("sampling needs temperature > 0 and 0 < top_p <= 1", field="generation")
 
     def identity(self) -> dict[str, Any]:
-        """The knobs that change the replies (sampling ones only when sampling)."""
+        """The knobs that change the replies (sampling ones only when sampling; the vocabulary only
+        when restricted, so replies stamped before it existed still match a full-vocabulary run)."""
+        restricted = {} if self.vocabulary == "full" else {"vocabulary": self.vocabulary}
         if not self.do_sample:
-            return {"max_new_tokens": self.max_new_tokens, "do_sample": False}
+            return {"max_new_tokens": self.max_new_tokens, "do_sample": False, **restricted}
         return {"max_new_tokens": self.max_new_tokens, "do_sample": True, "temperature": self.temperature,
-                "top_p": self.top_p, "seed": self.seed}
+                "top_p": self.top_p, "seed": self.seed, **restricted}
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,7 +394,11 @@ def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], spec: Gen
 
         config, processors = candidate_sampling(config)
         torch.manual_seed(spec.seed if seed is None else seed)
-    with torch.inference_mode():
+    # A restricted vocabulary swaps the output head for the call only (made once per model, then
+    # remembered on it); logits stay full-size, so the config, processors and stop ids are unchanged.
+    from therapy_align.evaluation.restricted_vocab import vocabulary_for
+
+    with vocabulary_for(model, tokenizer, spec.vocabulary), torch.inference_mode():
         output = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                                 generation_config=config, logits_processor=processors)
     new = output[:, input_ids.shape[1] :].tolist()
@@ -456,6 +481,9 @@ def generate_file(
 
             torch.set_num_threads(spec.threads)
         window = model_window(model)
+        if window and spec.max_new_tokens >= window:  # no room left for even one prompt token
+            raise UserError(f"must be below {window}, the model's max_position_embeddings, got {spec.max_new_tokens}",
+                            field="generation.max_new_tokens", fix=f"give --max-new-tokens={window // 2} or less")
         limit = window - spec.max_new_tokens if window else None
         fitted = {record.id: fit_prompt(tokenizer, system_prompt, record.text, limit) for record in pending}
         cut = {record_id: n for record_id, (_, n) in fitted.items() if n}

@@ -75,6 +75,7 @@ class SessionsConfig:
     transcripts: tuple[str, ...] = ()  # your own plain-text sessions instead of AnnoMI's
 
     def __post_init__(self) -> None:
+        check_range(self, "seed", ge=0)
         check_range(self, "limit", ge=1, allow_none=True)
         check_range(self, "max_turns", ge=1, allow_none=True)
 

@@ -97,6 +97,7 @@ class Table1Config:
     extra_models: tuple[str, ...] = ()  # more rows, name=ref (e.g. grpo=runs/grpo)
     # rows of given replies scored alike (human counsellors): a registered name or name=pairs.jsonl
     references: tuple[str, ...] = ("annomi_high", "annomi_low", "counselchat")
+    reference_limit: int | None = None  # a seeded sample of N pairs per reference row; None: all of them
     # how missing runs are trained; name, runs_dir and data.split follow each row (split full_plus
     # takes --sft.data.extra_transcripts, which the annomi80 row leaves out)
     sft: SftConfig = field(default_factory=SftConfig)
@@ -111,10 +112,18 @@ class Table1Config:
     # a missing artifact is trained on first use (EMP-EVAL's and MITI's default recipes, the judge's fast
     # one on seed 1; the report's notes say which); False: an error naming the command that trains it
     quick_empeval: bool = True
+    empeval_first_use: str = "default"  # the recipe a missing EMP-EVAL artifact trains: default or fast
     examples_per_cell: int = 3
 
     def __post_init__(self) -> None:
+        from therapy_align.errors import UserError
+        from therapy_align.evaluation.scorers.empeval import FIRST_USE_RECIPES
+
         check_range(self, "limit", ge=1, allow_none=True)
+        check_range(self, "reference_limit", ge=1, allow_none=True)
+        if self.empeval_first_use not in FIRST_USE_RECIPES:
+            raise UserError(f"unknown recipe {self.empeval_first_use!r}", field="empeval_first_use",
+                            fix=f"one of {', '.join(FIRST_USE_RECIPES)}")
         check_range(self, "examples_per_cell", ge=0)
 
 
@@ -250,13 +259,13 @@ def run_grid(cfg: Table1Config, *, console) -> dict:
     stage = time.perf_counter()
     console.rule("scorers")
     context = ScorerContext(work_dir=out, artifacts={"empeval": cfg.empeval, **named_values(cfg.artifacts, "artifacts")},
-                            allow_quick=cfg.quick_empeval, console=console)
+                            allow_quick=cfg.quick_empeval, empeval_first_use=cfg.empeval_first_use, console=console)
     scorers = make_scorers(cfg.scorers, context)
     timings["scorers"] = time.perf_counter() - stage
 
     rows = tuple(cfg.models) + tuple(named_values(cfg.extra_models, "extra_models"))
     specs = grid(refs, rows, tuple(cfg.prompts))
-    specs += [CellSpec(row=name, prompt="", pairs=value, label=MODEL_LABELS.get(name, name))
+    specs += [CellSpec(row=name, prompt="", pairs=value, label=MODEL_LABELS.get(name, name), limit=cfg.reference_limit)
               for name, value in references.items()]
     stage = time.perf_counter()
     console.rule(f"cells: {len(specs)} x {len(report.records)} inputs")
@@ -277,7 +286,7 @@ def run_grid(cfg: Table1Config, *, console) -> dict:
         "references": references,
         "generation": dataclasses.asdict(cfg.generation),
         "load": dataclasses.asdict(cfg.load),
-        "notes": [note for scorer in scorers for note in getattr(scorer, "notes", ())] + _notes(cfg),
+        "notes": [note for scorer in scorers for note in getattr(scorer, "notes", ())] + _notes(cfg, [key for key in cfg.models if not getattr(cfg.refs, key)]),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
     }
@@ -287,8 +296,16 @@ def run_grid(cfg: Table1Config, *, console) -> dict:
     return results
 
 
-def _notes(cfg: Table1Config) -> list[str]:
+def _notes(cfg: Table1Config, trained: list[str] = ()) -> list[str]:
     notes = []
+    for key in trained:  # the sizes a reader needs to weigh a row trained by this very command
+        train = variant_config(cfg, key).train
+        notes.append(f"{key} was trained here: {train.get('max_steps')} steps of "
+                     f"{train.get('per_device_train_batch_size')} chunks of up to {cfg.sft.data.max_tokens} tokens "
+                     f"(gradient accumulation {train.get('gradient_accumulation_steps')}, learning rate "
+                     f"{train.get('learning_rate')}), split {key}.")
+    if cfg.reference_limit is not None and cfg.references:
+        notes.append(f"Reference rows: a seeded sample of at most {cfg.reference_limit} pairs each.")
     if "full_plus" in cfg.models and not cfg.refs.full_plus and not cfg.sft.data.extra_transcripts:
         notes.append("full_plus was trained here on 100% of the good AnnoMI conversations *without* the paper's "
                      "two extra sessions (pass `--sft.data.extra_transcripts=a.txt,b.txt`).")

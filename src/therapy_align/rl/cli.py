@@ -35,19 +35,19 @@ def _score(in_path: Path, out: Path, config_name: str, empeval: Path | None, for
     from rich.console import Console
     from rich.table import Table
 
-    from therapy_align.files import check_output_path
+    from therapy_align.files import check_output_path, store_side_files
     from therapy_align.rl.reward import GuardedReward, RewardScorer, load_config
     from therapy_align.scoring import read_pairs, score_pairs
 
     config = load_config(config_name)
     if empeval is not None:
         config = replace(config, empeval_path=str(empeval))
+    check_output_path(out, inputs=[in_path, empeval], side_files=store_side_files(out))
     pairs, _ = read_pairs(in_path)  # validates before anything loads
-    check_output_path(out, inputs=[in_path])
     reward = GuardedReward(config)
     reward.evaluator  # a missing artifact fails before any output is written
     scorer = RewardScorer(reward)
-    scores = score_pairs(scorer, pairs, out)
+    scores = score_pairs(scorer, pairs, out, force=force)
     table = Table(title=f"reward '{config.name}' on {len(pairs)} pairs ({in_path})")
     for column in ("term", "weight", "mean", "weighted mean"):
         table.add_column(column, justify="right" if column != "term" else "left")
@@ -64,16 +64,20 @@ def _score(in_path: Path, out: Path, config_name: str, empeval: Path | None, for
 def curves(
     run: Annotated[Path, typer.Argument(help="an RL run directory runs/<name> (GRPO or DPO)")],
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("curves.png"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Per-step curves of an RL run: reward terms, held-out reward vs judge, KL, reply length."""
-    _curves(run, out)
+    _curves(run, out, force=force)
 
 
 @exit_on_user_error
-def _curves(run: Path, out: Path) -> None:
+def _curves(run: Path, out: Path, *, force: bool = False) -> None:
     from therapy_align.errors import UserError
+    from therapy_align.files import check_output_path, refuse_to_replace
     from therapy_align.rl.curves import plot_run
 
     if not (run / "metrics.json").is_file():
         raise UserError("no metrics.json: not a finished RL run", file=run, fix="give runs/<name> of rl_empathy/dpo_empathy")
+    check_output_path(out, inputs=[run / "metrics.json", run / "config.json"])
+    refuse_to_replace(out, force=force)
     typer.echo(f"wrote {plot_run(run, out)}")

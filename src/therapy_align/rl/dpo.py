@@ -91,6 +91,14 @@ def run_round(cfg: DpoRoundsConfig, run_dir: Path, k: int, *, train: bool = True
     if not train:  # the round is done: the policy is its adapter
         dpo_rounds.load_adapter_weights(trainer.model, round_dir / "adapter", "default")
     if train:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        from therapy_align.trl_stops import TrainingStops
+
+        stops = TrainingStops()
+        trainer.add_callback(stops)
+        with stops.signals:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        # the round's adapter marks it finished (train() skips such rounds on --resume): never write
+        # one for a diverged or interrupted round
+        stops.raise_if_stopped(resume_from=round_dir)
         trainer.model.save_pretrained(str(round_dir / "adapter"), selected_adapters=["default"])
     return trainer, tokenizer, judge, checkpoint

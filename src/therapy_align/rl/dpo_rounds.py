@@ -29,7 +29,7 @@ from typing import Any
 
 from therapy_align.evaluation.generation import GenerationSpec
 from therapy_align.files import atomic_write_json, atomic_write_jsonl
-from therapy_align.overrides import check_range
+from therapy_align.overrides import check_finite_numbers, check_range
 from therapy_align.store import ResultStore
 
 
@@ -43,6 +43,7 @@ class Sampling:
         do_sample=True, temperature=1.0, top_p=0.95, max_new_tokens=256, batch_size=8))  # 256 = evaluation's budget
 
     def __post_init__(self) -> None:
+        check_finite_numbers(self)
         check_range(self, "n_per_prompt", ge=2, fix="a preference pair needs at least 2 replies per prompt")
         check_range(self, "prompts_per_round", ge=1)
 
@@ -51,6 +52,10 @@ class Sampling:
 class PairRule:
     min_margin: float = 0.5  # choice: reward-total units (EMP-EVAL's whole range weighs 1.0)
     max_length_ratio: float = 1.5  # choice: longer / shorter reply, in tokens
+
+    def __post_init__(self) -> None:  # NaN would compare false everywhere and keep no pair, silently
+        check_range(self, "min_margin", ge=0)
+        check_range(self, "max_length_ratio", ge=1)
 
 
 def select_pair(samples: Sequence[dict[str, Any]], rule: PairRule) -> tuple[tuple[dict, dict] | None, str]:

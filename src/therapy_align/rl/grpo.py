@@ -25,8 +25,15 @@ def train(cfg: GrpoConfig, *, resume: bool = False) -> Path:
     if checkpoint is not None and not resume:
         raise UserError("already has checkpoints", file=run_dir, fix="pass --resume, or pick another --name")
     configure_wandb(run_dir, project=cfg.wandb_project, name=cfg.name)
+    from therapy_align.trl_stops import TrainingStops
+
     trainer, tokenizer, judge = make_trainer(cfg, run_dir)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if resume and checkpoint is not None else None)
+    stops = TrainingStops()
+    trainer.add_callback(stops)
+    with stops.signals:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if resume and checkpoint is not None else None)
+    # a diverged or interrupted run leaves its checkpoints and no adapter, so it never looks finished
+    stops.raise_if_stopped(resume_from=run_dir)
     return finish_run(trainer, run_dir=run_dir, tokenizer=tokenizer, judge=judge, method="GRPO", tiny=cfg.preset == "tiny",
                       resumed_from=checkpoint.name if resume and checkpoint is not None else None,
                       small=cfg.preset == "small")

@@ -42,13 +42,15 @@ def check(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Flag crisis messages (suicidal ideation, plans or means, self-harm, harm to others, abuse) with a risk level."""
-    from therapy_align.files import atomic_write_json, check_output_path, read_jsonl
+    from therapy_align.files import (atomic_write_json, check_output_path, read_jsonl, store_side_files,
+                                     summary_beside)
     from therapy_align.safety.detector import DEFAULT_THRESHOLDS, detect_crisis_batch
     from therapy_align.safety.fingerprint import detector_fingerprint
     from therapy_align.safety.learned import load_if_present
     from therapy_align.store import ResultStore
 
-    check_output_path(out, inputs=[in_path])
+    summary_path = summary_beside(out)
+    check_output_path(out, inputs=[in_path, detector], side_files=[*store_side_files(out), summary_path], force=force)
     rows, skipped = read_jsonl(in_path, fields={"id": (str, int), "text": str}, lenient=lenient)
     texts = {str(r["id"]): r["text"] for r in rows}
     model, which = (None, "crisis detection: rules only (--no-learned)")
@@ -77,7 +79,6 @@ def check(
         "skipped_lines": skipped, "semantic": semantic,
         "detector": str(model.path) if model is not None else "rules",
     }
-    summary_path = out.with_name(out.stem + ".summary.json")
     atomic_write_json(summary_path, summary)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "skipped_lines"} | {"skipped": len(skipped)}))
     typer.echo(f"flags: {out}   summary: {summary_path}")
@@ -118,7 +119,10 @@ def train(
     from therapy_align.overrides import apply_overrides
     from therapy_align.safety.learned import train_detector
 
+    from therapy_align.files import check_output_path
+
     cfg = apply_overrides(_TrainArgs(), ctx.args).train
+    check_output_path(out, inputs=[data_dir], kind="dir")  # a file, a device or a read-only place: before training
     train_detector(cfg, out, data_dir=data_dir, force=force, log=typer.echo)
 
 
@@ -140,13 +144,23 @@ def evaluate(
     plot: Annotated[Optional[Path], typer.Option(help="Write the recall/FPR curve of the learned detector here (PNG).")] = None,
     loso: Annotated[Optional[Path], typer.Option(help="Also run leave-one-source-out with the default config, "
                                                  "training its detectors under this directory.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out or --plot file.")] = False,
 ) -> None:
     """Recall and false-positive rate on the project's sets and T-SID, rules alone and with the learned detector."""
-    from therapy_align.files import atomic_write_json
+    from therapy_align.errors import UserError
+    from therapy_align.files import atomic_write_json, check_output_path, refuse_to_replace
     from therapy_align.safety.evaluate import (evaluate_detector, evaluate_own, evaluate_tsid, evaluation_sets, load_tsid,
                                                plot_curves, tune as tune_grid)
     from therapy_align.safety.learned import load_if_present
 
+    for written in (out, plot):
+        if written is not None:
+            check_output_path(written, inputs=[data_dir, detector], field="--out" if written == out else "--plot")
+            refuse_to_replace(written, force=force, field="--out" if written == out else "--plot")
+    if out is not None and plot is not None and Path(out).resolve() == Path(plot).resolve():
+        raise UserError("--out and --plot are the same file", file=out, field="--plot", fix="give each its own path")
+    if loso is not None:
+        check_output_path(loso, inputs=[data_dir, detector], kind="dir", field="--loso")
     figures: dict = {}
     for split in ("tune", "holdout", None):
         result = evaluate_own(split=split)

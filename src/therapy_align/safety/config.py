@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from therapy_align.overrides import ConfigError, check_range
+from therapy_align.overrides import ConfigError, check_finite_numbers, check_range
 
 SOURCES = ("tsid", "written", "counselchat")
+ENCODER_NAMES = ("minilm", "mpnet")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SafetyTrainConfig:
-    """A small head on frozen all-MiniLM-L6-v2 sentence embeddings, trained with Lightning.
+    """A small head on frozen sentence embeddings (``encoder``: all-MiniLM-L6-v2 or all-mpnet-base-v2),
+    trained with Lightning.
 
     Training sources (``sources``): ``tsid`` (T-SID's ``dev`` split; its ``test`` split is only
     reported), ``written`` (``safety/data/crisis_train.jsonl``: paraphrases and tricky non-crisis
@@ -23,13 +25,18 @@ class SafetyTrainConfig:
     by topic). A seeded ``dev_fraction`` of each source is held out to choose the threshold: the
     highest at which the combined decision (rules or head) keeps ``target_recall`` on the dev
     positives, among those that add at most ``max_added_fpr`` to the rules' false-positive rate
-    there, on the decision as deployed (figurative, joking or fictional messages need
+    there (on each source's negatives separately with ``fpr_cap="per_source"``: the written
+    look-alikes are a minority of the dev negatives), on the decision as deployed (figurative, joking or fictional messages need
     ``discounted_threshold_floor``; negated, resolved, medical or literal ones are left to the rules).
     ``members`` > 1 averages the probabilities of heads trained with consecutive seeds. The
     project's evaluation sets are never trained on.
     """
 
     sources: tuple[str, ...] = SOURCES
+    # the frozen encoder under the head: minilm (shared with the rules) or mpnet (higher dev recall at
+    # the same cap but, with the threshold it needs, lower recall on T-SID and on urgent messages,
+    # ~6x the cost per message, and installed by hand: docs/research/safety-encoders.md)
+    encoder: str = "minilm"
     seed: int = 0
     dev_fraction: float = 0.25
     hidden: int = 64
@@ -43,6 +50,9 @@ class SafetyTrainConfig:
     written_weight: float = 3.0  # the written rows are read and graded by hand; the other sources' labels are weak
     target_recall: float = 0.95
     max_added_fpr: float = 0.05  # ... adding at most this to the rules' false-positive rate on the dev split
+    # ... on all dev negatives ("pooled") or on each source's ("per_source": fewer false flags on the
+    # written look-alikes, bought with recall, which a crisis detector cannot spare)
+    fpr_cap: str = "pooled"
     discounted_threshold_floor: float = 0.9  # negated / figurative / past / fictional messages need this much
     max_counselchat: int = 800
     threads: int = 2
@@ -52,6 +62,12 @@ class SafetyTrainConfig:
         if unknown or not self.sources:
             raise ConfigError(f"unknown or no training sources {list(unknown)}", field="sources",
                               fix=f"choose among {', '.join(SOURCES)}")
+        check_finite_numbers(self)
+        check_range(self, "seed", ge=0)  # torch and numpy refuse a negative seed, deep inside the fit
+        if self.encoder not in ENCODER_NAMES:
+            raise ConfigError(f"unknown encoder {self.encoder!r}", field="encoder", fix=f"choose among {', '.join(ENCODER_NAMES)}")
+        if self.fpr_cap not in ("per_source", "pooled"):
+            raise ConfigError(f"unknown fpr_cap {self.fpr_cap!r}", field="fpr_cap", fix="per_source or pooled")
         check_range(self, "dev_fraction", gt=0, lt=1)
         check_range(self, "hidden", ge=1)
         check_range(self, "members", ge=1)

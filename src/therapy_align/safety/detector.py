@@ -320,6 +320,10 @@ def _graded(text: str, hits: list[Hit], flagged: bool, category: str | None, sco
         level = rule_level
     elif predicted is not None and predicted.probability >= predicted.threshold:
         level = predicted.level
+    elif predicted is not None and not discounts & SETTLED_DISCOUNTS:
+        # flagged by the rules with the head under its threshold: the head was trained on graded levels,
+        # so it may raise the category's level ("means at hand" worded as ideation), never lower it
+        level = L.higher(predicted.level, L.CATEGORY_LEVEL.get(category or "", "moderate"))
     else:
         level = L.CATEGORY_LEVEL.get(category or "", "moderate")
     if rule_level != "none" and rule_reason not in reason:

@@ -1,4 +1,5 @@
-"""The learned crisis detector: a small head on frozen all-MiniLM-L6-v2 embeddings, beside the rules.
+"""The learned crisis detector: a small head on frozen sentence embeddings (all-mpnet-base-v2 by
+default, or the rules' own all-MiniLM-L6-v2), beside the rules.
 
 The head predicts a risk level (``levels.LEVELS``) for a normalised message; its crisis probability
 is 1 - P(none). Rows whose level is unknown (a T-SID ``suicide_or_self_harm`` tweet, a CounselChat
@@ -37,7 +38,8 @@ DEFAULT_ARTIFACT = Path("artifacts/safety")
 HEAD_FILE = "head.safetensors"
 SETTINGS_FILE = "detector.json"
 METRICS_FILE = "metrics.json"
-ENCODER = "all-MiniLM-L6-v2/mean-pool/128"
+# The frozen sentence encoders a head may sit on (``SafetyTrainConfig.encoder``), by the name an artifact records.
+ENCODERS = {"minilm": "all-MiniLM-L6-v2/mean-pool/128", "mpnet": "all-mpnet-base-v2/mean-pool/128"}
 FORMAT = 1  # bump when the head or the features change meaning
 UNKNOWN_LEVEL = -1  # a crisis of unknown level
 
@@ -194,10 +196,15 @@ def fit_head(features: np.ndarray, levels: np.ndarray, row_weights: np.ndarray, 
     data = TensorDataset(torch.tensor(features, dtype=torch.float32), torch.tensor(levels, dtype=torch.long),
                          torch.tensor(row_weights, dtype=torch.float32))
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed))
+    from therapy_align.lightning_stops import TrainingStops, fit_or_stop
+
     module = HeadModule()
+    # No checkpoint: the fit takes seconds, so an interrupted one simply reruns; the stops still
+    # refuse a non-finite loss and make a signal exit 143/130 before anything is published.
+    stops = TrainingStops()
     trainer = pl.Trainer(max_epochs=cfg.max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, deterministic=True)
-    trainer.fit(module, loader)
+                         enable_progress_bar=False, enable_model_summary=False, deterministic=True, callbacks=[stops])
+    fit_or_stop(trainer, stops, module, loader, resume_hint="rerun the same command to train again")
     return module.head.eval()
 
 
@@ -209,18 +216,23 @@ def head_probabilities(head, features: np.ndarray) -> np.ndarray:
 
 
 def choose_threshold(probability: np.ndarray, rule_flags: np.ndarray, positive: np.ndarray, target_recall: float,
-                     max_added_fpr: float = 1.0) -> float:
+                     max_added_fpr: float = 1.0, groups: np.ndarray | None = None) -> float:
     """The threshold for (rules or probability >= threshold) on a dev split: the highest that keeps
     ``target_recall`` on the positives, among those that add at most ``max_added_fpr`` to the rules'
     own false-positive rate; when none keeps the target within that, the lowest that does (the most
-    recall it allows). A negative probability marks a row the head may not flag (its gate)."""
+    recall it allows). A negative probability marks a row the head may not flag (its gate).
+    ``groups`` (a source per row): the cap holds on each group's negatives separately, so a minority
+    of hard negatives (hand-written look-alikes) is not outvoted by many easy ones (tweets)."""
     candidates = sorted(set(np.round(probability[probability >= 0], 4).tolist()) | {1.0 + 1e-6}, reverse=True)
     negative = ~positive
-    cap = (rule_flags[negative].mean() if negative.any() else 0.0) + max_added_fpr
+    if groups is None:
+        groups = np.zeros(len(positive), dtype=int)
+    masks = [negative & (groups == g) for g in dict.fromkeys(groups.tolist())]
+    caps = [(mask, rule_flags[mask].mean() + max_added_fpr) for mask in masks if mask.any()]
     feasible = []
     for t in candidates:
         flags = rule_flags | (probability >= t)
-        if negative.any() and flags[negative].mean() > cap + 1e-9:
+        if any(flags[mask].mean() > cap + 1e-9 for mask, cap in caps):
             break
         feasible.append(t)
         if not positive.any() or flags[positive].mean() >= target_recall:
@@ -254,21 +266,27 @@ class LearnedDetector:
         except (OSError, json.JSONDecodeError) as err:
             raise DetectorArtifactError(f"unreadable ({err})", file=path / SETTINGS_FILE,
                                         fix="retrain with `therapy-align safety train`") from None
-        if self.settings.get("format") != FORMAT or self.settings.get("encoder") != ENCODER:
+        if self.settings.get("format") != FORMAT or self.settings.get("encoder") not in ENCODERS.values():
             raise DetectorArtifactError("made by another version of the detector", file=path,
                                         fix="retrain with `therapy-align safety train`")
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         cfg = self.settings["config"]
         self.head = make_head(self.settings["width"], cfg["hidden"], cfg["dropout"], cfg.get("members", 1))
-        self.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+        try:
+            self.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+        except (OSError, RuntimeError, SafetensorError) as err:  # truncated, damaged, or another shape
+            raise DetectorArtifactError(f"cannot load ({(str(err).strip().splitlines() or [''])[0][:200]})",
+                                        file=path / HEAD_FILE, fix="retrain with `therapy-align safety train`") from None
         self.head.eval()
         self.threshold = float(self.settings["threshold"])
         self.discounted_threshold = float(self.settings["discounted_threshold"])
         self.fingerprint = self.settings["fingerprint"]
+        self.encoder = cfg.get("encoder", "minilm")
 
     def probabilities(self, normalized: list[str]) -> np.ndarray:
-        return head_probabilities(self.head, embed(normalized))
+        return head_probabilities(self.head, embed(normalized, self.encoder))
 
     def predict(self, normalized: list[str]) -> list[Prediction]:
         probs = self.probabilities(normalized)
@@ -276,10 +294,16 @@ class LearnedDetector:
                 for p in probs]
 
 
-def embed(normalized: list[str]) -> np.ndarray:
+def embed(normalized: list[str], encoder: str = "minilm") -> np.ndarray:
+    """Unit-vector embeddings of ``normalized`` by the named encoder; MiniLM is the one the semantic
+    layer already holds, mpnet a second model loaded on first use (128 tokens, mean pooling)."""
     from therapy_align.safety.semantic import default_encoder
 
-    return default_encoder().embed(normalized)
+    if encoder == "minilm":
+        return default_encoder().embed(normalized)
+    from therapy_align.sentence_embedding import SentenceEncoder, mpnet_path
+
+    return SentenceEncoder.shared(mpnet_path(), max_length=128).embed(normalized)
 
 
 def load_if_present(path: str | os.PathLike | None = None) -> tuple[LearnedDetector | None, str]:
@@ -307,7 +331,8 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     rows = training_rows(cfg, data_dir, exclude=exclude)
     if not rows:
         raise UserError("no training rows", field="--train.sources")
-    fingerprint = digest({"config": asdict(cfg), "exclude": exclude, "format": FORMAT, "encoder": ENCODER,
+    encoder_id = ENCODERS[cfg.encoder]
+    fingerprint = digest({"config": asdict(cfg), "exclude": exclude, "format": FORMAT, "encoder": encoder_id,
                           "rules": detector_fingerprint(DEFAULT_THRESHOLDS),
                           "rows": [(r["id"], r["text"], r["level"]) for r in rows]})
     settings_path = out / SETTINGS_FILE
@@ -319,7 +344,8 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
         except (OSError, json.JSONDecodeError):
             pass
     texts = [normalize(r["text"]) for r in rows]
-    features = cached_embeddings(out.with_name(f".{out.name}.embeddings.npz"), texts)
+    suffix = "" if cfg.encoder == "minilm" else f"-{cfg.encoder}"
+    features = cached_embeddings(out.with_name(f".{out.name}.embeddings{suffix}.npz"), texts, cfg.encoder)
     levels = np.array([r["level"] for r in rows])
     train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
     log(f"training on {len(train)} rows ({sum(levels[train] != 0)} crisis), choosing the threshold on {len(dev)}")
@@ -340,7 +366,8 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     gates = np.array(head_gates(dev_texts))
     gated = np.where(gates == "settled", -1.0,
                      np.where((gates == "discounted") & (probability < cfg.discounted_threshold_floor), -1.0, probability))
-    threshold = choose_threshold(gated, rule_flags, positive, cfg.target_recall, cfg.max_added_fpr)
+    groups = np.array([rows[i]["source"] for i in dev]) if cfg.fpr_cap == "per_source" else None
+    threshold = choose_threshold(gated, rule_flags, positive, cfg.target_recall, cfg.max_added_fpr, groups)
     discounted = max(threshold, cfg.discounted_threshold_floor)
     flags = rule_flags | (gated >= threshold)
     metrics = {
@@ -357,7 +384,7 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     from safetensors.torch import save_file
 
     save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(tmp / HEAD_FILE))
-    atomic_write_json(tmp / SETTINGS_FILE, {"format": FORMAT, "encoder": ENCODER, "fingerprint": fingerprint,
+    atomic_write_json(tmp / SETTINGS_FILE, {"format": FORMAT, "encoder": encoder_id, "fingerprint": fingerprint,
                                             "width": int(features.shape[1]), "levels": list(LEVELS),
                                             "threshold": threshold, "discounted_threshold": discounted,
                                             "exclude": exclude, "config": asdict(cfg)})
@@ -373,7 +400,7 @@ def _rates(flags: np.ndarray, positive: np.ndarray, mask) -> dict[str, float | N
     return {"recall": float(flags[pos].mean()) if pos.any() else None, "fpr": float(flags[neg].mean()) if neg.any() else None}
 
 
-def cached_embeddings(path: Path, texts: list[str]) -> np.ndarray:
+def cached_embeddings(path: Path, texts: list[str], encoder: str = "minilm") -> np.ndarray:
     """Embeddings of ``texts``, reusing those stored at ``path`` by text (written atomically)."""
     stored: dict[str, np.ndarray] = {}
     if path.is_file():
@@ -384,7 +411,7 @@ def cached_embeddings(path: Path, texts: list[str]) -> np.ndarray:
             stored = {}
     missing = [t for t in dict.fromkeys(texts) if t not in stored]
     if missing:
-        stored.update(zip(missing, embed(missing), strict=True))
+        stored.update(zip(missing, embed(missing, encoder), strict=True))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}.npz")
         np.savez(tmp, texts=np.array(list(stored)), vectors=np.stack(list(stored.values())))

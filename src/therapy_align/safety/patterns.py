@@ -90,9 +90,12 @@ _RULES = _load_rules()
 MESSAGE_RULES: tuple[Rule, ...] = _RULES["message_rules"]  # user messages
 
 # Discounts: a hit inside one of these is not taken at face value.
+# "stopped" and "quit" negate only the act they govern, right before the phrase ("I quit cutting
+# myself"); anywhere else in the window they are other verbs ("I will quit and kill myself").
 NEGATION_BEFORE = (r"\b(never|not|no longer|wouldn'?t|would not|won'?t ever|couldn'?t|could not|didn'?t|did not|"
                    r"don'?t|do not|doesn'?t|does not|isn'?t|am not|i'?m not|aren'?t|wasn'?t|no (plans?|intention|"
-                   r"desire|wish|urge|thoughts?|interest)( at all)?( of| to| in)?|without|stopped|quit|nor|neither)\b")
+                   r"desire|wish|urge|thoughts?|interest)( at all)?( of| to| in)?|without|nor|neither)\b|"
+                   r"\b(stopped|quit)\s*$")
 NEGATION_EXCEPTIONS = (r"\b(don'?t|do not|didn'?t) know\b|\b(can'?t|couldn'?t|cannot) stop\b|\bnot sure\b|"
                        r"\bnot (going|able) to (stop|hold on|cope|handle)\b|\bno one\b|\bnobody\b|\bnot want\b(?! to (be|do))")
 NEGATION_AFTER = (r"^[\s,?!.]*(\?\s*)?(never|no way|nope|not an option|is not (an option|something|for me)|"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from therapy_align.data.dataset_build import BuildConfig
-from therapy_align.overrides import ConfigError, check_range
+from therapy_align.overrides import ConfigError, check_finite_numbers, check_range
 from therapy_align.trainer_args import SftArgs
 from therapy_align.training.models import PAPER_BASE_MODEL
 from therapy_align.training.run_recipe import RunRecipe
@@ -51,6 +51,7 @@ class SftLora:
     modules_to_save: tuple[str, ...] = ()  # modules trained in full, by name suffix
 
     def __post_init__(self) -> None:
+        check_finite_numbers(self)
         check_range(self, "r", ge=1)
         check_range(self, "alpha", gt=0)
         check_range(self, "dropout", ge=0, lt=1)

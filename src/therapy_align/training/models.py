@@ -313,6 +313,22 @@ def load_tokenizer_for(source: str | None) -> PreTrainedTokenizerBase:
     return load_tokenizer(default_tokenizer(source) if source is not None else None)
 
 
+def load_adapter(model: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
+    """The run's LoRA adapter over ``model``; a truncated or damaged adapter file is one line naming
+    the directory (a UserError), not safetensors' traceback."""
+    from peft import PeftModel
+    from safetensors import SafetensorError
+
+    from therapy_align.errors import UserError
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    except (OSError, ValueError, SafetensorError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"cannot load the LoRA adapter ({first})", file=adapter_dir, field="--model",
+                        fix="the adapter file is truncated or damaged: retrain the run or restore it") from None
+
+
 def load_model_for_inference(
     ref: str,
     *,
@@ -346,9 +362,7 @@ def load_model_for_inference(
         base = run_base_model(config)
         tokenizer = load_tokenizer_for(str(Path(source) / "tokenizer"))
         model = load_causal_lm(base, quantization=quantization, dtype=dtype, device_map=device_map)
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(Path(source) / "adapter"), is_trainable=False)
+        model = load_adapter(model, Path(source) / "adapter")
         if merge:
             model = model.merge_and_unload()
     else:

@@ -298,9 +298,16 @@ def train_and_save(trainer, config: Any, run_dir: Path, tokenizer, *, resume: bo
             step0 = heldout_loss(trainer)
             if main:
                 atomic_write_json(step0_path, step0)
+    from therapy_align.trl_stops import TrainingStops
+
     counter = SupervisedTokenCounter(trainer.model)
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    stops = TrainingStops()
+    trainer.add_callback(stops)
+    with stops.signals:
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     counter.remove()
+    # a diverged or interrupted run leaves its checkpoints and no adapter, so it never looks finished
+    stops.raise_if_stopped(resume_from=run_dir)
     end = heldout_loss(trainer) if heldout else None
     seen = acc.reduce(torch.tensor(counter.count, device=acc.device, dtype=torch.float64), reduction="sum")
     seen = int(seen.item())

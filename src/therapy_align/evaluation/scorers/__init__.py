@@ -44,11 +44,15 @@ __all__ = ["REGISTRY", "Pair", "Scorer", "ScorerContext", "describe_score", "mak
 class ScorerContext:
     """What a scorer factory may use: where the run writes (e.g. a quick evaluator trained for a
     smoke run), artifact paths by scorer name (``{"empeval": "artifacts/empeval"}``; a missing
-    name means the scorer's default), whether smoke stand-ins may be trained, and a console."""
+    name means the scorer's default), whether smoke stand-ins may be trained, which recipe EMP-EVAL
+    trains on first use, and a console."""
 
     work_dir: Path = Path(".")
     artifacts: Mapping[str, str] = field(default_factory=dict)
     allow_quick: bool = False
+    # what EMP-EVAL trains on first use when its artifact is missing: "default" (the recipe the
+    # paper's columns mean) or "fast" (1 epoch, lowest 3 layers frozen: a CPU demo's budget)
+    empeval_first_use: str = "default"
     console: Any = None
 
     def artifact(self, name: str, default: str = "") -> str:

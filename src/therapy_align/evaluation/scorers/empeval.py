@@ -153,6 +153,7 @@ QUICK_NOTE = ("**QUICK EVALUATOR**: no trained EMP-EVAL artifact was found, so a
 class EvaluatorChoice:
     path: Path
     quick: bool  # trained here in smoke mode, not the full EMP-EVAL artifact
+    trained_now: bool = False
 
     def describe(self) -> str:
         kind = ("QUICK smoke-test evaluator (1 epoch, few batches): scores are not meaningful" if self.quick
@@ -165,12 +166,30 @@ def is_evaluator_dir(path: str | os.PathLike) -> bool:
     return all((path / name).is_file() for name in ("empeval_model.safetensors", "empeval_config.json", "config.json"))
 
 
+FIRST_USE_RECIPES = ("default", "fast")
+
+
+def first_use_config(recipe: str = "default"):
+    """What a missing EMP-EVAL artifact is trained with on first use: the default recipe (all of
+    EPITOME, 3 epochs: a report's columns then mean what the paper's do) or the ``fast`` one of
+    ``recipes/empeval_train.py`` (1 epoch, embeddings and the lowest 3 layers frozen: about a sixth of
+    the compute, weaker F1, docs/evaluator.md), both on seed 0."""
+    from empeval.config import TrainConfig
+
+    if recipe not in FIRST_USE_RECIPES:
+        raise UserError(f"unknown EMP-EVAL first-use recipe {recipe!r}", field="empeval_first_use",
+                        fix=f"one of {', '.join(FIRST_USE_RECIPES)}")
+    return TrainConfig() if recipe == "default" else replace(TrainConfig(), max_epochs=1, freeze_layers=3)
+
+
 def ensure_evaluator(preferred: str | os.PathLike | None, quick_dir: str | os.PathLike, *, allow_quick: bool = True,
-                     progress: bool = True) -> EvaluatorChoice:
+                     progress: bool = True, recipe: str = "default") -> EvaluatorChoice:
     """``preferred`` (default ``artifacts/empeval``) when it holds a trained evaluator; else a quick
-    one already trained into ``quick_dir`` (flagged in reports); else, when ``allow_quick``, the
-    default recipe trained once into ``preferred``; else an error that says how to train it."""
+    one already trained into ``quick_dir`` (flagged in reports); else, when ``allow_quick``,
+    :func:`first_use_config` of ``recipe`` trained once into ``preferred`` (cached for every later
+    run; resumes if interrupted); else an error that says how to train it."""
     preferred = Path(preferred or DEFAULT_ARTIFACT)
+    config = first_use_config(recipe)  # a bad recipe name fails before anything loads
     if is_evaluator_dir(preferred):
         return EvaluatorChoice(preferred, quick=False)
     quick_dir = Path(quick_dir)
@@ -179,23 +198,25 @@ def ensure_evaluator(preferred: str | os.PathLike | None, quick_dir: str | os.Pa
     if not allow_quick:
         raise UserError("no trained EMP-EVAL evaluator here", file=preferred, field="empeval",
                         fix=f"train it with `therapy-align empeval train --out {preferred}`")
-    from empeval.config import TrainConfig
     from empeval.training import train
 
-    # The default evaluator (all of EPITOME, the default recipe), not a smoke one: a report's EMP-EVAL
-    # columns then mean what the paper's do. Trained once into `preferred` (cached for every later run;
-    # resumes if interrupted); docs/evaluator.md gives its time and F1.
-    train(TrainConfig(), preferred, progress=progress)
-    return EvaluatorChoice(preferred, quick=False)
+    train(config, preferred, progress=progress)
+    return EvaluatorChoice(preferred, quick=False, trained_now=True)
 
 
 def make_empeval_scorer(context: ScorerContext) -> EmpevalScorer:
     """The ``empeval`` scorer: columns E, I, X, final (Table 1)."""
-    choice = ensure_evaluator(context.artifact("empeval", DEFAULT_ARTIFACT), context.work_dir / "empeval-quick",
-                              allow_quick=context.allow_quick)
+    path = context.artifact("empeval", DEFAULT_ARTIFACT)
+    if (not is_evaluator_dir(path) and not is_evaluator_dir(context.work_dir / "empeval-quick")
+            and context.allow_quick and context.console is not None):
+        context.console.print(f"no EMP-EVAL at {path}: training the {context.empeval_first_use} recipe into it "
+                              "(minutes on a CPU; resumes if interrupted)")
+    choice = ensure_evaluator(path, context.work_dir / "empeval-quick", allow_quick=context.allow_quick,
+                              recipe=context.empeval_first_use)
     if context.console is not None:
         context.console.print(f"EMP-EVAL: {choice.describe()}")
-    return EmpevalScorer(choice.path, name="empeval", notes=[QUICK_NOTE] if choice.quick else [])
+    notes = [QUICK_NOTE] if choice.quick else [evaluator_note("empeval", choice.path, choice.trained_now)]
+    return EmpevalScorer(choice.path, name="empeval", notes=notes)
 
 
 # The judge: a second EMP-EVAL that no reward uses, so a report can show whether a gain under the
@@ -236,8 +257,9 @@ def ensure_judge(path: str | os.PathLike, *, allow_train: bool = True, progress:
     return path, True
 
 
-def judge_note(path: str | os.PathLike, trained_now: bool) -> str:
-    """Which evaluator the judge_ columns come from, read from the artifact's own training config."""
+def evaluator_note(name: str, path: str | os.PathLike, trained_now: bool) -> str:
+    """Which evaluator a report's ``empeval`` or ``judge_`` columns come from, read from the
+    artifact's own training config (a fast artifact reads differently from the default one)."""
     import json
 
     try:
@@ -251,11 +273,17 @@ def judge_note(path: str | os.PathLike, trained_now: bool) -> str:
         how.append("trained here on first use")
     if trained.get("max_epochs") == 1 and trained.get("freeze_layers") == 3:
         how.append("the fast recipe (1 epoch, lowest 3 layers frozen; weaker than the default, docs/evaluator.md)")
-    if trained.get("seed", 0) != 0:
+    if name == "judge" and trained.get("seed", 0) != 0:
         how.append(f"seed {trained['seed']}: its initialisation, data order and split differ from those of the "
                    "default empeval artifact (seed 0), so it is an independent second evaluator")
-    return (f"judge_* columns: a second EMP-EVAL (`{path}`, {recipe or 'training settings unrecorded'}), used by no "
-            "reward" + (f"; {'; '.join(how)}." if how else "."))
+    what = ("judge_* columns: a second EMP-EVAL" if name == "judge" else "E, I, X and final: EMP-EVAL")
+    return (f"{what} (`{path}`, {recipe or 'training settings unrecorded'})"
+            + (", used by no reward" if name == "judge" else "") + (f"; {'; '.join(how)}." if how else "."))
+
+
+def judge_note(path: str | os.PathLike, trained_now: bool) -> str:
+    """Which evaluator the judge_ columns come from (:func:`evaluator_note`)."""
+    return evaluator_note("judge", path, trained_now)
 
 
 def make_judge_scorer(context: ScorerContext) -> EmpevalScorer:

@@ -1,0 +1,140 @@
+"""Side by side: the learned head on all-MiniLM-L6-v2 against all-mpnet-base-v2 (and variants of the
+recipe), on the same training rows, the same dev split and the same held-out sets.
+
+The rules do not depend on the head, so their verdicts and the head's gates are computed once per
+text and cached; each variant then only trains a head (seconds) and re-decides. The decision is the
+deployed one (``detector._graded``): rules, or p >= threshold on a plain message, or p >= the floor
+on a figurative / joking / fictional one; never the head on a negated, resolved, medical or literal one.
+
+    .venv/bin/python research/safety/compare_encoders.py [--variants minilm,mpnet] [--cache DIR]
+
+Prints one JSON line per variant; nothing here is trained on a held-out set. The figures in
+docs/safety.md ("Encoders, training data and threshold rules compared") came from
+``--variants minilm,minilm-cap,mpnet,mpnet-cap`` (690 written rows) and ``--variants minilm,mpnet``
+on the 544 rows before them; "-cap" is the per-source FPR cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from therapy_align.safety.config import SafetyTrainConfig
+from therapy_align.safety.detector import detect_crisis_batch, head_gates, normalize
+from therapy_align.safety.evaluate import bootstrap_interval, evaluation_sets
+from therapy_align.safety.learned import (choose_threshold, dev_split, fit_head, head_probabilities, make_head,
+                                          training_rows)
+
+DEFAULT = SafetyTrainConfig()  # the variants set the encoder themselves
+
+
+def rule_view(texts: list[str], cache: Path) -> dict[str, tuple[bool, str]]:
+    """(rules flag, head gate) per text, cached by text."""
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    for start in range(0, len(missing), 256):
+        chunk = missing[start:start + 256]
+        verdicts = detect_crisis_batch(chunk)
+        for text, verdict, gate in zip(chunk, verdicts, head_gates(chunk), strict=True):
+            known[text] = [bool(verdict.crisis), gate]
+        cache.write_text(json.dumps(known))
+    return {t: tuple(known[t]) for t in texts}
+
+
+def embeddings(encoder: str, texts: list[str], cache: Path) -> np.ndarray:
+    from therapy_align.safety.learned import cached_embeddings
+
+    return cached_embeddings(cache / f"{encoder}.npz", [normalize(t) for t in texts], encoder)
+
+
+def decide(prob: np.ndarray, rules: np.ndarray, gates: np.ndarray, threshold: float, floor: float) -> np.ndarray:
+    head = np.where(gates == "plain", prob >= threshold,
+                    np.where(gates == "discounted", prob >= max(threshold, floor), False))
+    return rules | head
+
+
+def threshold_capped_per_source(probability, rule_flags, positive, sources, target_recall, max_added_fpr):
+    """The per-source cap (``fpr_cap="per_source"``, now the training default) as the study ran it."""
+    return choose_threshold(probability, rule_flags, positive, target_recall, max_added_fpr, sources)
+
+
+def run_variant(name: str, encoder: str, cfg: SafetyTrainConfig, rows, sets, cache: Path, per_source=False) -> dict:
+    texts = [r["text"] for r in rows]
+    feats = embeddings(encoder, texts, cache)
+    view = rule_view(texts, cache / "rules.json")
+    levels = np.array([r["level"] for r in rows])
+    train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
+    weights = np.array([cfg.written_weight if r["source"] == "written" else 1.0 for r in rows])
+    head = make_head(feats.shape[1], cfg.hidden, cfg.dropout, cfg.members)
+    for k in range(cfg.members):
+        member = fit_head(feats[train], levels[train], weights[train], replace(cfg, seed=cfg.seed + k))
+        (head.members[k] if cfg.members > 1 else head).load_state_dict(member.state_dict())
+    head.eval()
+    prob = 1.0 - head_probabilities(head, feats[dev])[:, 0]
+    rules = np.array([view[texts[i]][0] for i in dev])
+    gates = np.array([view[texts[i]][1] for i in dev])
+    gated = np.where(gates == "settled", -1.0,
+                     np.where((gates == "discounted") & (prob < cfg.discounted_threshold_floor), -1.0, prob))
+    if per_source:
+        threshold = threshold_capped_per_source(gated, rules, levels[dev] != 0, np.array([rows[i]["source"] for i in dev]),
+                                                cfg.target_recall, cfg.max_added_fpr)
+    else:
+        threshold = choose_threshold(gated, rules, levels[dev] != 0, cfg.target_recall, cfg.max_added_fpr)
+    dev_flags = decide(prob, rules, gates, threshold, cfg.discounted_threshold_floor)
+    positive = levels[dev] != 0
+    out = {"variant": name, "threshold": round(threshold, 3), "dev_recall": round(float(dev_flags[positive].mean()), 3),
+           "dev_fpr": round(float(dev_flags[~positive].mean()), 3)}
+    for set_name, set_rows in sets.items():
+        set_texts = [r["text"] for r in set_rows]
+        f = embeddings(encoder, set_texts, cache)
+        v = rule_view(set_texts, cache / "rules.json")
+        p = 1.0 - head_probabilities(head, f)[:, 0]
+        flags = decide(p, np.array([v[t][0] for t in set_texts]), np.array([v[t][1] for t in set_texts]), threshold,
+                       cfg.discounted_threshold_floor)
+        truth = np.array([r["crisis"] for r in set_rows])
+        if set_name == "tsid_test":
+            neg = flags[np.array([r["label"] == "none" for r in set_rows])]
+        else:
+            neg = flags[~truth]
+        pos = flags[truth]
+        out[set_name] = {"recall": round(float(pos.mean()), 3), "recall_ci": bootstrap_interval(pos.tolist()),
+                         "fpr": round(float(neg.mean()), 3), "fpr_ci": bootstrap_interval(neg.tolist())}
+    return out
+
+
+VARIANTS = {
+    "minilm": ("minilm", {}),
+    "mpnet": ("mpnet", {}),
+    "mpnet-h128": ("mpnet", {"hidden": 128}),
+    "mpnet-m5": ("mpnet", {"members": 5}),
+    "minilm-m5": ("minilm", {"members": 5}),
+    "mpnet-w5": ("mpnet", {"written_weight": 5.0}),
+    "mpnet-e60": ("mpnet", {"max_epochs": 60}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variants", default="minilm,mpnet")
+    parser.add_argument("--cache", default="artifacts/research-safety")
+    args = parser.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    rows = training_rows(DEFAULT)
+    sets = evaluation_sets()
+    for name in args.variants.split(","):
+        encoder, overrides = VARIANTS[name.removesuffix("-cap")]
+        started = time.time()
+        result = run_variant(name, encoder, replace(DEFAULT, encoder=encoder, **overrides), rows, sets, cache,
+                             per_source=name.endswith("-cap"))
+        result["seconds"] = round(time.time() - started, 1)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""All-MiniLM-L6-v2 fine-tuned briefly with the level head (encoder and head trained together), against
+the frozen-encoder head, on the same rows, dev split, threshold rule and held-out sets as
+``compare_encoders.py`` (whose cached rule verdicts it reuses).
+
+    PYTHONPATH=research/safety .venv/bin/python research/safety/finetune_minilm.py --cache artifacts/research-safety
+
+(run from the repository root after ``compare_encoders.py``, whose cache of rule verdicts it reads).
+Started once on the shared 2-core box and stopped after about 12 minutes without a result.
+
+A frozen encoder places "at the bridge for a picnic" and "at the bridge, not turning back" close
+together (same topic); fine-tuning can move them apart using the written look-alikes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compare_encoders import DEFAULT, decide, rule_view, threshold_capped_per_source
+from therapy_align.safety.detector import normalize
+from therapy_align.safety.evaluate import bootstrap_interval, evaluation_sets
+from therapy_align.safety.learned import choose_threshold, dev_split, level_loss, training_rows
+from therapy_align.safety.levels import LEVELS
+from therapy_align.sentence_embedding import minilm_path
+
+
+def main() -> None:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--cache", default="artifacts/research-safety")
+    parser.add_argument("--per-source-cap", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    cfg = DEFAULT
+    rows = training_rows(cfg)
+    texts = [normalize(r["text"]) for r in rows]
+    levels = np.array([r["level"] for r in rows])
+    weights = np.array([cfg.written_weight if r["source"] == "written" else 1.0 for r in rows])
+    train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    encoder = AutoModel.from_pretrained(str(minilm_path()))
+    head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(encoder.config.hidden_size, len(LEVELS)))
+
+    def embed(batch_texts, grad):
+        enc = tok(batch_texts, truncation=True, max_length=128, padding="longest", return_tensors="pt")
+        with torch.set_grad_enabled(grad):
+            hidden = encoder(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0), dim=-1)
+
+    def probability(batch_texts):
+        encoder.eval(), head.eval()
+        out = []
+        order = np.argsort([-len(t) for t in batch_texts])
+        result = np.zeros(len(batch_texts))
+        with torch.inference_mode():
+            for s in range(0, len(order), 64):
+                idx = order[s:s + 64]
+                logits = head(embed([batch_texts[i] for i in idx], False) * 20.0)
+                result[idx] = 1.0 - torch.softmax(logits, dim=-1)[:, 0].numpy()
+        return result
+
+    optimizer = torch.optim.AdamW([{"params": encoder.parameters(), "lr": args.lr},
+                                   {"params": head.parameters(), "lr": 2e-3}], weight_decay=0.01)
+    started = time.time()
+    for epoch in range(args.epochs):
+        encoder.train(), head.train()
+        order = train[:]
+        random.Random(epoch).shuffle(order)
+        for s in range(0, len(order), 32):
+            idx = order[s:s + 32]
+            # unit vectors scaled: a linear layer on raw unit vectors learns slowly
+            logits = head(embed([texts[i] for i in idx], True) * 20.0)
+            loss = level_loss(logits, torch.tensor(levels[idx]), cfg.positive_weight,
+                              torch.tensor(weights[idx], dtype=torch.float32))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        print(f"epoch {epoch} loss {float(loss):.3f} {time.time() - started:.0f}s", flush=True)
+    cache = Path(args.cache)
+    raw = [rows[i]["text"] for i in dev]
+    view = rule_view(raw, cache / "rules.json")
+    prob = probability([texts[i] for i in dev])
+    rules = np.array([view[t][0] for t in raw])
+    gates = np.array([view[t][1] for t in raw])
+    gated = np.where(gates == "settled", -1.0,
+                     np.where((gates == "discounted") & (prob < cfg.discounted_threshold_floor), -1.0, prob))
+    positive = levels[dev] != 0
+    if args.per_source_cap:
+        threshold = threshold_capped_per_source(gated, rules, positive, np.array([rows[i]["source"] for i in dev]),
+                                                cfg.target_recall, cfg.max_added_fpr)
+    else:
+        threshold = choose_threshold(gated, rules, positive, cfg.target_recall, cfg.max_added_fpr)
+    flags = decide(prob, rules, gates, threshold, cfg.discounted_threshold_floor)
+    out = {"variant": f"minilm-finetuned-e{args.epochs}-lr{args.lr}" + ("-cap" if args.per_source_cap else ""),
+           "threshold": round(threshold, 3), "dev_recall": round(float(flags[positive].mean()), 3),
+           "dev_fpr": round(float(flags[~positive].mean()), 3)}
+    for name, set_rows in evaluation_sets().items():
+        set_texts = [r["text"] for r in set_rows]
+        v = rule_view(set_texts, cache / "rules.json")
+        p = probability([normalize(t) for t in set_texts])
+        f = decide(p, np.array([v[t][0] for t in set_texts]), np.array([v[t][1] for t in set_texts]), threshold,
+                   cfg.discounted_threshold_floor)
+        truth = np.array([r["crisis"] for r in set_rows])
+        neg = f[np.array([r["label"] == "none" for r in set_rows])] if name == "tsid_test" else f[~truth]
+        out[name] = {"recall": round(float(f[truth].mean()), 3), "recall_ci": bootstrap_interval(f[truth].tolist()),
+                     "fpr": round(float(neg.mean()), 3), "fpr_ci": bootstrap_interval(neg.tolist())}
+    out["seconds"] = round(time.time() - started, 1)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
