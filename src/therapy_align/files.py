@@ -337,6 +337,17 @@ NAME_MAX = 255  # bytes in one file name on every common file system
 WRITER_SUFFIX = len("." + ".part" + ".tmp-") + 7
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """The first 16 hex digits of a file's SHA-256, read in 1 MiB blocks (a model file may be large)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def refuse_to_replace(out: str | os.PathLike | None, *, force: bool, field: str = "--out") -> None:
     """A report that a command writes whole (not a resumable store) never replaces an existing file
     unless the user passed ``--force``: the file may be theirs, or a result they meant to keep."""

@@ -20,7 +20,6 @@ the model continues after ``[/INST]``.
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 import time
 import zlib
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from therapy_align.errors import UserError
-from therapy_align.files import InputFileError, read_jsonl
+from therapy_align.files import InputFileError, file_digest, read_jsonl
 from therapy_align.store import ResultStore
 
 # Paper §2.2.2: 1,000 RSDD posts (here: 1,000 Reddit mental-health posts, ../shared/README.md).
@@ -142,14 +141,6 @@ class GenerationSpec:
 # --------------------------------------------------------------------------------------------
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def model_identity(ref: str) -> dict[str, Any]:
     """What a model reference stands for, for result stamps: the reference, plus for an SFT run a
     hash of its adapter weights (a retrained run is another model), for a model directory its
@@ -161,10 +152,10 @@ def model_identity(ref: str) -> dict[str, Any]:
     path = Path(source)
     if kind == "run":
         adapter = path / "adapter"
-        identity["adapter"] = {f.name: _file_digest(f) for f in sorted(adapter.iterdir())
+        identity["adapter"] = {f.name: file_digest(f) for f in sorted(adapter.iterdir())
                                if f.is_file() and f.suffix in (".safetensors", ".bin", ".json")}
     elif kind == "model":
-        identity["config"] = _file_digest(path / "config.json")
+        identity["config"] = file_digest(path / "config.json")
         identity["weights"] = {f.name: f.stat().st_size for f in sorted(path.iterdir())
                                if f.suffix in (".safetensors", ".bin")}
     return identity

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from therapy_align.errors import UserError
-from therapy_align.files import atomic_write_text
+from therapy_align.files import atomic_write_text, file_digest
 
 __all__ = ["CORPORA", "RestrictedHead", "corpus_token_ids", "kept_ids", "restricted_head", "tokenizer_fingerprint",
            "vocabulary_for"]
@@ -100,14 +100,6 @@ def _source_paths(data_dir: str | os.PathLike | None) -> list[Path]:
     return [data_file(source.relative, data_dir) for sources in CORPORA.values() for source in sources]
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def _corpus_texts(data_dir: str | os.PathLike | None) -> Iterator[str]:
     from therapy_align.data.transcripts import read_csv_strict
     from therapy_align.evaluation.generation import read_inputs
@@ -159,7 +151,7 @@ def corpus_token_ids(tokenizer, *, data_dir: str | os.PathLike | None = None, ca
 
     folder = Path(cache) if cache is not None else cache_dir() / CACHE_FOLDER
     fingerprint = tokenizer_fingerprint(tokenizer)
-    sources = {str(path.name): _file_digest(path) for path in _source_paths(data_dir)}
+    sources = {str(path.name): file_digest(path) for path in _source_paths(data_dir)}
     path = folder / f"corpora-{fingerprint}.json"
     if path.is_file() and not refresh:
         try:
