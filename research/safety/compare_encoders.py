@@ -27,8 +27,7 @@ import numpy as np
 from therapy_align.safety.config import SafetyTrainConfig
 from therapy_align.safety.detector import detect_crisis_batch, head_gates, normalize
 from therapy_align.safety.evaluate import bootstrap_interval, evaluation_sets
-from therapy_align.safety.learned import (choose_threshold, dev_split, fit_head, head_probabilities, make_head,
-                                          training_rows)
+from therapy_align.safety.learned import choose_threshold, fit_on_dev_split, head_probabilities, training_rows
 
 DEFAULT = SafetyTrainConfig()  # the variants set the encoder themselves
 
@@ -67,14 +66,7 @@ def run_variant(name: str, encoder: str, cfg: SafetyTrainConfig, rows, sets, cac
     texts = [r["text"] for r in rows]
     feats = embeddings(encoder, texts, cache)
     view = rule_view(texts, cache / "rules.json")
-    levels = np.array([r["level"] for r in rows])
-    train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
-    weights = np.array([cfg.written_weight if r["source"] == "written" else 1.0 for r in rows])
-    head = make_head(feats.shape[1], cfg.hidden, cfg.dropout, cfg.members)
-    for k in range(cfg.members):
-        member = fit_head(feats[train], levels[train], weights[train], replace(cfg, seed=cfg.seed + k))
-        (head.members[k] if cfg.members > 1 else head).load_state_dict(member.state_dict())
-    head.eval()
+    head, levels, _, dev = fit_on_dev_split(feats, rows, cfg)
     prob = 1.0 - head_probabilities(head, feats[dev])[:, 0]
     rules = np.array([view[texts[i]][0] for i in dev])
     gates = np.array([view[texts[i]][1] for i in dev])

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -319,6 +320,24 @@ def load_if_present(path: str | os.PathLike | None = None) -> tuple[LearnedDetec
 # ---------------------------------------------------------------------- training
 
 
+def fit_on_dev_split(features: np.ndarray, rows: list[dict[str, Any]], cfg: SafetyTrainConfig, *,
+                     log: Callable[[str], None] | None = None):
+    """The head fitted on the seeded train part of ``rows`` (written rows weighted ``written_weight``,
+    ``members`` heads on consecutive seeds), in eval mode; ``(head, levels, train, dev)``, the dev
+    indices being where the threshold is then chosen."""
+    levels = np.array([r["level"] for r in rows])
+    train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
+    if log is not None:
+        log(f"training on {len(train)} rows ({sum(levels[train] != 0)} crisis), choosing the threshold on {len(dev)}")
+    row_weights = np.array([cfg.written_weight if r["source"] == "written" else 1.0 for r in rows])
+    head = make_head(features.shape[1], cfg.hidden, cfg.dropout, cfg.members)
+    for k in range(cfg.members):
+        member = fit_head(features[train], levels[train], row_weights[train], replace(cfg, seed=cfg.seed + k))
+        (head.members[k] if cfg.members > 1 else head).load_state_dict(member.state_dict())
+    head.eval()
+    return head, levels, train, dev
+
+
 def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTIFACT, *, data_dir=None,
                    force: bool = False, exclude: str | None = None, log=print) -> dict[str, Any]:
     """Train the head and publish ``out`` (skipped when an artifact of the same fingerprint is there).
@@ -346,15 +365,7 @@ def train_detector(cfg: SafetyTrainConfig, out: str | os.PathLike = DEFAULT_ARTI
     texts = [normalize(r["text"]) for r in rows]
     suffix = "" if cfg.encoder == "minilm" else f"-{cfg.encoder}"
     features = cached_embeddings(out.with_name(f".{out.name}.embeddings{suffix}.npz"), texts, cfg.encoder)
-    levels = np.array([r["level"] for r in rows])
-    train, dev = dev_split(rows, cfg.dev_fraction, cfg.seed)
-    log(f"training on {len(train)} rows ({sum(levels[train] != 0)} crisis), choosing the threshold on {len(dev)}")
-    row_weights = np.array([cfg.written_weight if r["source"] == "written" else 1.0 for r in rows])
-    head = make_head(features.shape[1], cfg.hidden, cfg.dropout, cfg.members)
-    for k in range(cfg.members):
-        member = fit_head(features[train], levels[train], row_weights[train], replace(cfg, seed=cfg.seed + k))
-        (head.members[k] if cfg.members > 1 else head).load_state_dict(member.state_dict())
-    head.eval()
+    head, levels, train, dev = fit_on_dev_split(features, rows, cfg, log=log)
     probs = head_probabilities(head, features[dev])
     probability = 1.0 - probs[:, 0]
     dev_texts = [rows[i]["text"] for i in dev]
