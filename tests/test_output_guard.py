@@ -328,12 +328,21 @@ def test_a_report_onto_an_existing_file_is_refused_without_force(argv, tmp_path,
     assert "exists" in message and mine.read_text() == "my own notes\n"
 
 
-def test_rl_curves_onto_an_existing_file_is_refused_without_force(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["curves", "compare"])
+def test_rl_curves_onto_an_existing_file_is_refused_without_force(command, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text("{}")
     (run / "config.json").write_text("{}")
     mine = tmp_path / "curves.png"
     mine.write_bytes(b"mine")
-    refused(["reward", "curves", str(run), "--out", str(mine)], capsys, str(mine), "--force")
+    refused(["reward", command, str(run), "--out", str(mine)], capsys, str(mine), "--force")
     assert mine.read_bytes() == b"mine"
+
+
+def test_rl_compare_never_writes_over_a_runs_log(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    refused(["reward", "compare", f"a={run}", "--out", str(run / "metrics.json")], capsys, "metrics.json")
+    assert (run / "metrics.json").read_text() == "{}"

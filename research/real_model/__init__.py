@@ -3,6 +3,8 @@ intervals. Findings: docs/results.md."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -13,3 +15,22 @@ def emit(text: str, target: Path | None) -> str:
         target.write_text(text + "\n", encoding="utf-8")
     print(text)
     return text
+
+
+def read_jsonl(path: Path) -> dict[str, dict]:
+    """A stored JSONL file of a report's cell, by ``id`` ({} when the file is missing)."""
+    rows = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["id"]] = row
+    return rows
+
+
+def percentile_interval(values: Iterable[float | None]) -> tuple[float, float] | None:
+    """The 95% percentile interval of bootstrap draws (draws without a value left out)."""
+    import numpy as np
+
+    kept = [v for v in values if v is not None]
+    return (float(np.percentile(kept, 2.5)), float(np.percentile(kept, 97.5))) if kept else None

@@ -21,6 +21,7 @@ import numpy as np
 from miti.summary import COLUMNS, summarise
 
 from research.real_model import emit
+from research.real_model import percentile_interval as interval
 
 EMPEVAL_KEYS = ("emotional_reactions", "interpretations", "explorations")
 WEIGHTS = (0.2, 0.4, 0.4)
@@ -56,13 +57,6 @@ def bootstrap(rows: dict[str, dict], *, draws: int = 1000, seed: int = 0) -> dic
             samples[name].append(metrics([turn for s in pick for turn in row[s]]))
     point = {name: metrics([turn for s in sessions for turn in row[s]]) for name, row in rows.items()}
     return {"sessions": len(sessions), "point": point, "samples": samples}
-
-
-def interval(values) -> tuple[float, float] | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
 def report(result: dict, names: list[str], baseline: str) -> str:

@@ -11,22 +11,11 @@ regenerated. Replies are shown whole, as the model wrote them.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from research.real_model import emit
+from research.real_model import emit, read_jsonl
 
 LEVELS = (("emotional_reactions", "E"), ("interpretations", "I"), ("explorations", "X"))
-
-
-def read_jsonl(path: Path) -> dict[str, dict]:
-    rows = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[row["id"]] = row
-    return rows
 
 
 def side_by_side(out: Path, prompt: str, rows: list[str], n: int) -> str:

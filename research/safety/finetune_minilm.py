@@ -2,10 +2,12 @@
 the frozen-encoder head, on the same rows, dev split, threshold rule and held-out sets as
 ``compare_encoders.py`` (whose cached rule verdicts it reuses).
 
-    PYTHONPATH=research/safety .venv/bin/python research/safety/finetune_minilm.py --cache artifacts/research-safety
+    THREADS=1 PYTHONPATH=research/safety .venv/bin/python research/safety/finetune_minilm.py \
+        --cache artifacts/research-safety [--per-source-cap]
 
-(run from the repository root after ``compare_encoders.py``, whose cache of rule verdicts it reads).
-Started once on the shared 2-core box and stopped after about 12 minutes without a result.
+(run from the repository root after ``compare_encoders.py``, whose cache of rule verdicts it reads;
+``THREADS``: torch threads, 2 by default). About 13 minutes per run with one thread on the 2-core
+box; findings in docs/research/safety-encoders.md.
 
 A frozen encoder places "at the bridge for a picnic" and "at the bridge, not turning back" close
 together (same topic); fine-tuning can move them apart using the written look-alikes.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -40,7 +43,7 @@ def main() -> None:
     parser.add_argument("--per-source-cap", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     cfg = DEFAULT
     rows = training_rows(cfg)
     texts = [normalize(r["text"]) for r in rows]
@@ -86,7 +89,7 @@ def main() -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        print(f"epoch {epoch} loss {float(loss):.3f} {time.time() - started:.0f}s", flush=True)
+        print(f"epoch {epoch} loss {float(loss.detach()):.3f} {time.time() - started:.0f}s", flush=True)
     cache = Path(args.cache)
     raw = [rows[i]["text"] for i in dev]
     view = rule_view(raw, cache / "rules.json")

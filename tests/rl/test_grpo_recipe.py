@@ -71,6 +71,18 @@ def test_generate_loads_the_rl_adapter(grpo_run, tmp_path):
     assert len((tmp_path / "gens.jsonl").read_text().splitlines()) == 2
 
 
+def test_curves_and_a_comparison_are_drawn_from_the_runs_logs(grpo_run, tmp_path):
+    run_dir, _ = grpo_run
+    cli = str(REPO_ROOT / ".venv" / "bin" / "therapy-align")
+    for argv in (["curves", str(run_dir)], ["compare", f"guarded={run_dir}", f"again={run_dir}"]):
+        out = tmp_path / f"{argv[0]}.png"
+        proc = run([cli, "reward", *argv, "--out", str(out)], timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    proc = run([cli, "reward", "compare", str(run_dir), str(run_dir), "--out", str(tmp_path / "twice.png")], timeout=300)
+    assert proc.returncode == 2 and "labelled" in proc.stderr and not (tmp_path / "twice.png").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes(tmp_path):
     sft, evaluator = sft_run(), tiny_evaluator(shared_root())

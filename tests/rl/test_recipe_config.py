@@ -73,3 +73,30 @@ def test_what_the_run_sets_is_refused_in_a_trainer_section(grpo, dpo):
         apply_overrides(dpo.PAPER, ["--dpo.loss_type=sigmoid"])  # two weights for one loss
     with pytest.raises(ConfigError):
         apply_overrides(grpo.PAPER, ["--judge.every_steps=0"])
+
+
+def test_a_named_reward_swaps_the_weights_and_keeps_the_presets_length_scale(grpo, dpo, tmp_path):
+    from therapy_align.rl.config import parse_command_line
+    from therapy_align.rl.reward import CONFIGS
+
+    sft = tmp_path / "sft"  # parse_command_line checks the SFT run before anything loads
+    (sft / "adapter").mkdir(parents=True)
+    (sft / "adapter" / "adapter_config.json").write_text("{}")
+    (sft / "config.json").write_text('{"base_model": "tiny-base"}')
+    for recipe in (grpo, dpo):
+        base = [f"--model.sft_run={sft}", "--preset", "tiny"]
+        cfg, _ = parse_command_line(recipe.PRESETS, [*base, "--reward.config=empeval-only", "--reward.weights.length=1.5"])
+        preset = recipe.TINY.reward
+        assert cfg.reward.name == "empeval-only" and cfg.reward.weights.template == 0 and cfg.reward.weights.empeval == 1
+        assert cfg.reward.weights.length == 1.5  # later --reward.* keys apply on top
+        assert (cfg.reward.min_tokens, cfg.reward.max_tokens) == (preset.min_tokens, preset.max_tokens) != (
+            CONFIGS["empeval-only"].min_tokens, CONFIGS["empeval-only"].max_tokens)
+        guarded, _ = parse_command_line(recipe.PRESETS, base)
+        assert guarded.reward == preset
+
+
+@pytest.mark.parametrize("arg,fix", [("--reward.name=empeval-only", "--reward.config="), ("--reward.config=nope", "guarded")])
+def test_a_reward_named_without_its_weights_or_unknown_fails_in_one_line(grpo, arg, fix, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        grpo.main(["--preset", "tiny", arg])
+    assert exit_info.value.code == 2 and fix in capsys.readouterr().err

@@ -81,3 +81,34 @@ def _curves(run: Path, out: Path, *, force: bool = False) -> None:
     check_output_path(out, inputs=[run / "metrics.json", run / "config.json"])
     refuse_to_replace(out, force=force)
     typer.echo(f"wrote {plot_run(run, out)}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="RL runs to draw side by side: runs/<name> or label=runs/<name>")],
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("compare.png"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+) -> None:
+    """Several RL runs per step on one figure: guard measures of the training replies (template,
+    question and copy rates, length, repetition), the EMP-EVAL term, and the held-out judge."""
+    _compare(runs, out, force=force)
+
+
+@exit_on_user_error
+def _compare(runs: list[str], out: Path, *, force: bool = False) -> None:
+    from therapy_align.errors import UserError
+    from therapy_align.files import check_output_path, refuse_to_replace
+    from therapy_align.rl.curves import plot_compare
+
+    named: dict[str, Path] = {}
+    for item in runs:
+        label, _, path = item.rpartition("=") if "=" in item else (Path(item).name, "", item)
+        run = Path(path)
+        if not (run / "metrics.json").is_file():
+            raise UserError("no metrics.json: not a finished RL run", file=run, fix="give runs/<name> of rl_empathy/dpo_empathy")
+        if label in named:
+            raise UserError(f"two runs are labelled {label!r}", field="RUNS", fix="label them: name=runs/<name>")
+        named[label] = run
+    check_output_path(out, inputs=[p / "metrics.json" for p in named.values()])
+    refuse_to_replace(out, force=force)
+    typer.echo(f"wrote {plot_compare(named, out)}")

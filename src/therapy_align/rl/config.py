@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from therapy_align.rl.dpo_rounds import PairRule, Sampling
 from therapy_align.rl.judging import JudgeConfig
 from therapy_align.rl.policy_model import PolicyModel
 from therapy_align.rl.prompts import PromptSet
-from therapy_align.rl.reward import RewardConfig
+from therapy_align.rl.reward import CONFIGS, RewardConfig
 from therapy_align.trainer_args import DpoArgs, GrpoArgs
 from therapy_align.training.run_recipe import RunRecipe
 
@@ -147,7 +147,18 @@ def parse_command_line(presets: Mapping[str, RlConfig], argv: list[str] | None) 
     argv = list(sys.argv[1:] if argv is None else argv)
     preset, argv = pop_option(argv, "preset", default="paper", choices=presets)
     resume, argv = pop_option(argv, "resume", default=False, flag=True)
-    cfg = apply_overrides(presets[preset], argv)
+    reward_name, argv = pop_option(argv, "reward.config", default=None)
+    if reward_name is not None and reward_name not in CONFIGS:
+        raise ConfigError(f"{reward_name!r} is not a named reward", field="--reward.config", fix=f"choose one of {', '.join(CONFIGS)}")
+    if any(a == "--reward.name" or a.startswith("--reward.name=") for a in argv):
+        raise ConfigError("names the reward but leaves its weights as they are", field="--reward.name",
+                          fix=f"pick a named reward with --reward.config={{{'|'.join(CONFIGS)}}}")
+    cfg = presets[preset]
+    if reward_name is not None:
+        # A named reward swaps the weights (and the name the run records) but keeps the preset's
+        # length scale, which belongs to its completion length; later --reward.* keys still apply.
+        cfg = replace(cfg, reward=replace(cfg.reward, name=reward_name, weights=CONFIGS[reward_name].weights))
+    cfg = apply_overrides(cfg, argv)
     check_quantization(None if cfg.model.quantization == "none" else cfg.model.quantization)
     make = {"tiny": "accelerate launch recipes/sft_paper.py --preset tiny",
             "small": "python recipes/sft_paper.py --preset small"}.get(preset, "accelerate launch recipes/sft_paper.py")

@@ -79,3 +79,46 @@ def plot_run(run_dir: str | Path, out: str | Path, *, title: str | None = None) 
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+# What a policy could learn to game, per step, side by side across runs (e.g. guarded against the
+# unguarded paper reward): the guard measures of the training replies, then the held-out judge.
+COMPARED = (("guards/template_rate", "template rate (training replies)"),
+            ("guards/question_rate", "question rate (training replies)"),
+            ("guards/len_tokens", "length, tokens (training replies)"),
+            ("guards/copy_rate", "copy rate (training replies)"),
+            ("guards/repetition", "repetition (training replies)"),
+            ("rewards/empeval/mean", "EMP-EVAL term (training replies)"))
+HELD_OUT = (("judge_final", "judge final (held-out)"), ("reward_total", "the run's own reward total (held-out)"),
+            ("question_rate", "question rate (held-out)"))
+
+
+def plot_compare(runs: dict[str, str | Path], out: str | Path, *, title: str | None = None) -> Path:
+    """One figure, one line per run: the guard measures of each step's training replies, and the
+    held-out judge, guarded reward and question rate at each judging step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    panels = [*COMPARED, *HELD_OUT]
+    fig, axes = plt.subplots(3, 3, figsize=(13, 9))
+    for (key, label), ax in zip(panels, axes.flat, strict=True):
+        for name, run_dir in runs.items():
+            run_dir = Path(run_dir)
+            if key.startswith(("guards/", "rewards/")):
+                rows = [r for r in step_log(run_dir) if key in r]
+            else:
+                rows = [r for r in read_rows(run_dir / "judge.jsonl") if r.get(key) is not None]
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-" if key in dict(HELD_OUT) else "-",
+                    label=name, markersize=3)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title or " vs ".join(runs))
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

@@ -83,13 +83,19 @@ def save_policy(model, tokenizer, run_dir: Path) -> None:
     tokenizer.save_pretrained(str(run_dir / "tokenizer"))
 
 
+def reward_words(name: str) -> str:
+    return {"guarded": "the guarded EMP-EVAL reward",
+            "empeval-only": "the unguarded paper reward (EMP-EVAL alone, no guards)"}.get(name, f"the reward {name!r}")
+
+
 def write_model_card(run_dir: Path, *, method: str, config: dict, metrics: dict, judge_rows: list[dict],
                      divergence: dict | None, judge_note: str | None, tiny: bool, small: bool = False) -> None:
     """``runs/<name>/README.md``: what was trained from what, the reward, the held-out judge curve
     and, in bold, a reward-up/judge-down flag."""
     lines = [f"# {config.get('name', run_dir.name)}", "",
              f"{method} LoRA adapter for `{config['base_model']}`, continued from the SFT run `{config['sft_run']}` "
-             "with the guarded EMP-EVAL reward (`therapy_align.rl.reward`, weights below); paper §6's proposed follow-up.", ""]
+             f"with {reward_words(config.get('reward', {}).get('name', 'guarded'))} (`therapy_align.rl.reward`, weights below); "
+             "paper §6's proposed follow-up.", ""]
     if tiny:
         lines += ["**Tiny preset: a random-init 4M-parameter model. These numbers show that the machinery runs, "
                   "not that the model became more empathetic.**", ""]
