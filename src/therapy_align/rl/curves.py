@@ -95,7 +95,7 @@ HELD_OUT = (("judge_final", "judge final (held-out)"), ("reward_total", "the run
 
 def plot_compare(runs: dict[str, str | Path], out: str | Path, *, title: str | None = None) -> Path:
     """One figure, one line per run: the guard measures of each step's training replies, and the
-    held-out judge, guarded reward and question rate at each judging step."""
+    held-out judge, the run's own reward total and question rate at each judging step."""
     import matplotlib
 
     matplotlib.use("Agg")
