@@ -34,3 +34,12 @@ def percentile_interval(values: Iterable[float | None]) -> tuple[float, float] |
 
     kept = [v for v in values if v is not None]
     return (float(np.percentile(kept, 2.5)), float(np.percentile(kept, 97.5))) if kept else None
+
+
+def paired_difference(point: dict, samples: dict, row: str, baseline: str, key: str) -> tuple[float, tuple[float, float]] | None:
+    """``row`` minus ``baseline`` on ``key``, and its 95% interval over the bootstrap draws in which
+    both rows drew the same units; None when either has no value."""
+    a, b = point[row][key], point[baseline][key]
+    bounds = percentile_interval(x[key] - y[key] for x, y in zip(samples[row], samples[baseline], strict=True)
+                                 if x[key] is not None and y[key] is not None)
+    return None if a is None or b is None or bounds is None else (a - b, bounds)

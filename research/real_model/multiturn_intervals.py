@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from miti.summary import COLUMNS, summarise
 
-from research.real_model import emit
+from research.real_model import emit, paired_difference
 from research.real_model import percentile_interval as interval
 
 EMPEVAL_KEYS = ("emotional_reactions", "interpretations", "explorations")
@@ -77,15 +77,13 @@ def report(result: dict, names: list[str], baseline: str) -> str:
             continue
         cells = []
         for col in cols:
-            a, b = result["point"][name][col], result["point"][baseline][col]
-            diffs = [x[col] - y[col] for x, y in zip(result["samples"][name], result["samples"][baseline], strict=True)
-                     if x[col] is not None and y[col] is not None]
-            bounds = interval(diffs)
-            if a is None or b is None or bounds is None:
+            found = paired_difference(result["point"], result["samples"], name, baseline, col)
+            if found is None:
                 cells.append("–")
                 continue
+            diff, bounds = found
             mark = " **sig.**" if bounds[0] > 0 or bounds[1] < 0 else ""
-            cells.append(f"{a - b:+.1f} [{bounds[0]:+.1f}, {bounds[1]:+.1f}]{mark}")
+            cells.append(f"{diff:+.1f} [{bounds[0]:+.1f}, {bounds[1]:+.1f}]{mark}")
         lines.append(f"| {name} - {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

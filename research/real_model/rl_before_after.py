@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from research.real_model import emit, read_jsonl
+from research.real_model import emit, paired_difference, read_jsonl
 from research.real_model import percentile_interval as interval
 
 EMPEVAL_KEYS = ("emotional_reactions", "interpretations", "explorations")
@@ -144,14 +144,12 @@ def report(result: dict, rows: list[str], baseline: str) -> str:
     for key in ORDER:
         cells = []
         for row in others:
-            a, b = point[row][key], point[baseline][key]
-            diffs = [x[key] - y[key] for x, y in zip(samples[row], samples[baseline], strict=True)
-                     if x[key] is not None and y[key] is not None]
-            bounds = interval(diffs)
-            if a is None or b is None or bounds is None:
+            found = paired_difference(point, samples, row, baseline, key)
+            if found is None:
                 cells.append("–")
                 continue
-            text = f"{signed(a - b)} [{signed(bounds[0])}, {signed(bounds[1])}]"
+            diff, bounds = found
+            text = f"{signed(diff)} [{signed(bounds[0])}, {signed(bounds[1])}]"
             cells.append(f"**{text}**" if bounds[0] > 0 or bounds[1] < 0 else text)
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
