@@ -6,7 +6,7 @@ text and cached; each variant then only trains a head (seconds) and re-decides. 
 deployed one (``detector._graded``): rules, or p >= threshold on a plain message, or p >= the floor
 on a figurative / joking / fictional one; never the head on a negated, resolved, medical or literal one.
 
-    .venv/bin/python research/safety/compare_encoders.py [--variants minilm,mpnet] [--cache DIR]
+    .venv/bin/python -m research.safety.compare_encoders [--variants minilm,mpnet] [--cache DIR]
 
 Prints one JSON line per variant; nothing here is trained on a held-out set. The figures in
 docs/safety.md ("Encoders, training data and threshold rules compared") came from

@@ -2,7 +2,7 @@
 the frozen-encoder head, on the same rows, dev split, threshold rule and held-out sets as
 ``compare_encoders.py`` (whose cached rule verdicts it reuses).
 
-    THREADS=1 PYTHONPATH=research/safety .venv/bin/python research/safety/finetune_minilm.py \
+    THREADS=1 .venv/bin/python -m research.safety.finetune_minilm \
         --cache artifacts/research-safety [--per-source-cap]
 
 (run from the repository root after ``compare_encoders.py``, whose cache of rule verdicts it reads;
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compare_encoders import DEFAULT, decide, rule_view, threshold_capped_per_source
+from research.safety.compare_encoders import DEFAULT, decide, rule_view, threshold_capped_per_source
 from therapy_align.safety.detector import normalize
 from therapy_align.safety.evaluate import bootstrap_interval, evaluation_sets
 from therapy_align.safety.learned import choose_threshold, dev_split, level_loss, training_rows

@@ -1,0 +1,1 @@
+"""Studies of the crisis detector (findings: docs/research/safety-encoders.md)."""
