@@ -7,7 +7,7 @@
     (--help lists them); --force retrains even when the artifact's fingerprint matches.
 
 No paper trains such a detector (the paper's chatbot has no safety layer): every value is a choice,
-measured in docs/safety.md (held-out sets, T-SID test, leave-one-source-out).
+measured in docs/research/safety-evaluation.md (held-out sets, T-SID test, leave-one-source-out).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DEFAULT = SafetyTrainConfig(
     seed=0,
     dev_fraction=0.25,  # choice: a quarter of each source chooses the threshold
     hidden=64,  # choice: one small hidden layer over the 384-wide embedding (wider ones grew overconfident)
-    members=1,  # choice: one head; five averaged heads moved recall and FPR up together (docs/safety.md)
+    members=1,  # choice: one head; five averaged heads moved recall and FPR up together (docs/research/safety-evaluation.md)
     dropout=0.3,
     learning_rate=2e-3,
     weight_decay=5e-2,

@@ -120,7 +120,7 @@ def test_tsid_test_figures_in_docs_match_a_fresh_run():
     from therapy_align.safety.evaluate import evaluate_tsid, load_tsid
 
     result = evaluate_tsid([r for r in load_tsid() if r["split"] == "test"])
-    docs = (REPO_ROOT / "docs" / "safety.md").read_text()
+    docs = (REPO_ROOT / "docs" / "research" / "safety-evaluation.md").read_text()
     row = next(line for line in docs.splitlines() if line.startswith("| **test**"))
     for key in ("suicide_or_self_harm_recall", "none_fpr", "depression_fpr", "ptsd_fpr", "fpr_all_other"):
         assert f"{result[key]:.3f}" in row, (key, result[key], row)
