@@ -62,41 +62,48 @@ def threshold_capped_per_source(probability, rule_flags, positive, sources, targ
     return choose_threshold(probability, rule_flags, positive, target_recall, max_added_fpr, sources)
 
 
-def run_variant(name: str, encoder: str, cfg: SafetyTrainConfig, rows, sets, cache: Path, per_source=False) -> dict:
+def read_out(name: str, prob: np.ndarray, dev: list[int], rows, sets, score, cache: Path, per_source: bool = False,
+             cfg: SafetyTrainConfig = DEFAULT) -> dict:
+    """The threshold chosen on the dev split's crisis probabilities ``prob`` (the deployed decision,
+    pooled or per-source cap), then recall and FPR with intervals on every held-out set, whose
+    probabilities ``score(set_name)`` gives. T-SID test's FPR is on its ``none`` tweets."""
     texts = [r["text"] for r in rows]
-    feats = embeddings(encoder, texts, cache)
-    view = rule_view(texts, cache / "rules.json")
-    head, levels, _, dev = fit_on_dev_split(feats, rows, cfg)
-    prob = 1.0 - head_probabilities(head, feats[dev])[:, 0]
+    levels = np.array([r["level"] for r in rows])
+    view = rule_view([texts[i] for i in dev], cache / "rules.json")
     rules = np.array([view[texts[i]][0] for i in dev])
     gates = np.array([view[texts[i]][1] for i in dev])
     gated = np.where(gates == "settled", -1.0,
                      np.where((gates == "discounted") & (prob < cfg.discounted_threshold_floor), -1.0, prob))
+    positive = levels[dev] != 0
     if per_source:
-        threshold = threshold_capped_per_source(gated, rules, levels[dev] != 0, np.array([rows[i]["source"] for i in dev]),
+        threshold = threshold_capped_per_source(gated, rules, positive, np.array([rows[i]["source"] for i in dev]),
                                                 cfg.target_recall, cfg.max_added_fpr)
     else:
-        threshold = choose_threshold(gated, rules, levels[dev] != 0, cfg.target_recall, cfg.max_added_fpr)
+        threshold = choose_threshold(gated, rules, positive, cfg.target_recall, cfg.max_added_fpr)
     dev_flags = decide(prob, rules, gates, threshold, cfg.discounted_threshold_floor)
-    positive = levels[dev] != 0
-    out = {"variant": name, "threshold": round(threshold, 3), "dev_recall": round(float(dev_flags[positive].mean()), 3),
-           "dev_fpr": round(float(dev_flags[~positive].mean()), 3)}
+    out = {"variant": name, "threshold": round(float(threshold), 3),
+           "dev_recall": round(float(dev_flags[positive].mean()), 3), "dev_fpr": round(float(dev_flags[~positive].mean()), 3)}
     for set_name, set_rows in sets.items():
         set_texts = [r["text"] for r in set_rows]
-        f = embeddings(encoder, set_texts, cache)
         v = rule_view(set_texts, cache / "rules.json")
-        p = 1.0 - head_probabilities(head, f)[:, 0]
-        flags = decide(p, np.array([v[t][0] for t in set_texts]), np.array([v[t][1] for t in set_texts]), threshold,
-                       cfg.discounted_threshold_floor)
+        flags = decide(score(set_name), np.array([v[t][0] for t in set_texts]), np.array([v[t][1] for t in set_texts]),
+                       threshold, cfg.discounted_threshold_floor)
         truth = np.array([r["crisis"] for r in set_rows])
-        if set_name == "tsid_test":
-            neg = flags[np.array([r["label"] == "none" for r in set_rows])]
-        else:
-            neg = flags[~truth]
+        neg = flags[np.array([r["label"] == "none" for r in set_rows])] if set_name == "tsid_test" else flags[~truth]
         pos = flags[truth]
         out[set_name] = {"recall": round(float(pos.mean()), 3), "recall_ci": bootstrap_interval(pos.tolist()),
                          "fpr": round(float(neg.mean()), 3), "fpr_ci": bootstrap_interval(neg.tolist())}
     return out
+
+
+def run_variant(name: str, encoder: str, cfg: SafetyTrainConfig, rows, sets, cache: Path, per_source=False) -> dict:
+    feats = embeddings(encoder, [r["text"] for r in rows], cache)
+    head, _, _, dev = fit_on_dev_split(feats, rows, cfg)
+
+    def score(set_name: str) -> np.ndarray:
+        return 1.0 - head_probabilities(head, embeddings(encoder, [r["text"] for r in sets[set_name]], cache))[:, 0]
+
+    return read_out(name, 1.0 - head_probabilities(head, feats[dev])[:, 0], dev, rows, sets, score, cache, per_source, cfg)
 
 
 VARIANTS = {

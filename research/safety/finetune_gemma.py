@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from research.safety.compare_encoders import DEFAULT, rule_view
-from research.safety.gemma_probe import MODEL, QUESTION, read_out
+from research.safety.compare_encoders import DEFAULT, read_out
+from research.safety.gemma_probe import MODEL, QUESTION
 from therapy_align.safety.detector import normalize
 from therapy_align.safety.evaluate import evaluation_sets
 from therapy_align.safety.learned import dev_split, level_loss, training_rows
@@ -113,10 +113,9 @@ def main() -> None:
     for name, set_rows in sets.items():
         store[name] = probability([r["text"] for r in set_rows])
     np.savez(cache / f"gemma-finetuned-e{args.epochs}.npz", **store)
-    view = rule_view(texts, cache / "rules.json")
     for per_source in (False, True):
-        out = read_out(f"gemma-finetuned-e{args.epochs}", store["dev"], dev, levels, texts, view, rows, sets, store,
-                       lambda p: p, cache, per_source)
+        out = read_out(f"gemma-finetuned-e{args.epochs}" + ("-cap" if per_source else ""), store["dev"], dev, rows, sets,
+                       store.__getitem__, cache, per_source)
         out["seconds"] = round(time.time() - started, 1)
         print(json.dumps(out), flush=True)
 

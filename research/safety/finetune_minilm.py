@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from research.safety.compare_encoders import DEFAULT, decide, rule_view, threshold_capped_per_source
+from research.safety.compare_encoders import DEFAULT, read_out
 from therapy_align.safety.detector import normalize
-from therapy_align.safety.evaluate import bootstrap_interval, evaluation_sets
-from therapy_align.safety.learned import choose_threshold, dev_split, level_loss, training_rows
+from therapy_align.safety.evaluate import evaluation_sets
+from therapy_align.safety.learned import dev_split, level_loss, training_rows
 from therapy_align.safety.levels import LEVELS
 from therapy_align.sentence_embedding import minilm_path
 
@@ -63,7 +63,6 @@ def main() -> None:
 
     def probability(batch_texts):
         encoder.eval(), head.eval()
-        out = []
         order = np.argsort([-len(t) for t in batch_texts])
         result = np.zeros(len(batch_texts))
         with torch.inference_mode():
@@ -90,34 +89,11 @@ def main() -> None:
             loss.backward()
             optimizer.step()
         print(f"epoch {epoch} loss {float(loss.detach()):.3f} {time.time() - started:.0f}s", flush=True)
-    cache = Path(args.cache)
-    raw = [rows[i]["text"] for i in dev]
-    view = rule_view(raw, cache / "rules.json")
-    prob = probability([texts[i] for i in dev])
-    rules = np.array([view[t][0] for t in raw])
-    gates = np.array([view[t][1] for t in raw])
-    gated = np.where(gates == "settled", -1.0,
-                     np.where((gates == "discounted") & (prob < cfg.discounted_threshold_floor), -1.0, prob))
-    positive = levels[dev] != 0
-    if args.per_source_cap:
-        threshold = threshold_capped_per_source(gated, rules, positive, np.array([rows[i]["source"] for i in dev]),
-                                                cfg.target_recall, cfg.max_added_fpr)
-    else:
-        threshold = choose_threshold(gated, rules, positive, cfg.target_recall, cfg.max_added_fpr)
-    flags = decide(prob, rules, gates, threshold, cfg.discounted_threshold_floor)
-    out = {"variant": f"minilm-finetuned-e{args.epochs}-lr{args.lr}" + ("-cap" if args.per_source_cap else ""),
-           "threshold": round(threshold, 3), "dev_recall": round(float(flags[positive].mean()), 3),
-           "dev_fpr": round(float(flags[~positive].mean()), 3)}
-    for name, set_rows in evaluation_sets().items():
-        set_texts = [r["text"] for r in set_rows]
-        v = rule_view(set_texts, cache / "rules.json")
-        p = probability([normalize(t) for t in set_texts])
-        f = decide(p, np.array([v[t][0] for t in set_texts]), np.array([v[t][1] for t in set_texts]), threshold,
-                   cfg.discounted_threshold_floor)
-        truth = np.array([r["crisis"] for r in set_rows])
-        neg = f[np.array([r["label"] == "none" for r in set_rows])] if name == "tsid_test" else f[~truth]
-        out[name] = {"recall": round(float(f[truth].mean()), 3), "recall_ci": bootstrap_interval(f[truth].tolist()),
-                     "fpr": round(float(neg.mean()), 3), "fpr_ci": bootstrap_interval(neg.tolist())}
+    sets = evaluation_sets()
+    out = read_out(f"minilm-finetuned-e{args.epochs}-lr{args.lr}" + ("-cap" if args.per_source_cap else ""),
+                   probability([texts[i] for i in dev]), dev, rows, sets,
+                   lambda name: probability([normalize(r["text"]) for r in sets[name]]), Path(args.cache),
+                   args.per_source_cap, cfg)
     out["seconds"] = round(time.time() - started, 1)
     print(json.dumps(out), flush=True)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from research.safety.compare_encoders import DEFAULT, decide, rule_view, threshold_capped_per_source
+from research.safety.compare_encoders import DEFAULT, read_out
 from therapy_align.safety.detector import normalize
-from therapy_align.safety.evaluate import bootstrap_interval, evaluation_sets
-from therapy_align.safety.learned import choose_threshold, fit_on_dev_split, head_probabilities, training_rows
+from therapy_align.safety.evaluate import evaluation_sets
+from therapy_align.safety.learned import dev_split, fit_on_dev_split, head_probabilities, training_rows
 
 MODEL = Path("artifacts/models/gemma-3-270m")
 QUESTION = ('Message: "{text}"\n'
@@ -92,42 +92,15 @@ def gemma_features(texts: list[str], layers: list[int], cache: Path) -> dict[str
 
 
 def evaluate(name, feats_train, rows, sets_feats, sets, cache, per_source) -> dict:
-    cfg = DEFAULT
+    """A head on standardised features, its threshold and held-out figures (``compare_encoders.read_out``)."""
     mu, sd = feats_train.mean(0), feats_train.std(0) + 1e-6
-    head, levels, _, dev = fit_on_dev_split((feats_train - mu) / sd, rows, cfg)
-    texts = [r["text"] for r in rows]
-    view = rule_view(texts, cache / "rules.json")
+    head, _, _, dev = fit_on_dev_split((feats_train - mu) / sd, rows, DEFAULT)
+
+    def score(set_name: str) -> np.ndarray:
+        return 1.0 - head_probabilities(head, (sets_feats[set_name] - mu) / sd)[:, 0]
+
     prob = 1.0 - head_probabilities(head, ((feats_train - mu) / sd)[dev])[:, 0]
-    return read_out(name, prob, dev, levels, texts, view, rows, sets, sets_feats,
-                    lambda f: 1.0 - head_probabilities(head, (f - mu) / sd)[:, 0], cache, per_source)
-
-
-def read_out(name, prob, dev, levels, texts, view, rows, sets, sets_feats, score, cache, per_source) -> dict:
-    cfg = DEFAULT
-    rules = np.array([view[texts[i]][0] for i in dev])
-    gates = np.array([view[texts[i]][1] for i in dev])
-    gated = np.where(gates == "settled", -1.0,
-                     np.where((gates == "discounted") & (prob < cfg.discounted_threshold_floor), -1.0, prob))
-    positive = levels[dev] != 0
-    if per_source:
-        threshold = threshold_capped_per_source(gated, rules, positive, np.array([rows[i]["source"] for i in dev]),
-                                                cfg.target_recall, cfg.max_added_fpr)
-    else:
-        threshold = choose_threshold(gated, rules, positive, cfg.target_recall, cfg.max_added_fpr)
-    flags = decide(prob, rules, gates, threshold, cfg.discounted_threshold_floor)
-    out = {"variant": name + ("-cap" if per_source else ""), "threshold": round(float(threshold), 3),
-           "dev_recall": round(float(flags[positive].mean()), 3), "dev_fpr": round(float(flags[~positive].mean()), 3)}
-    for set_name, set_rows in sets.items():
-        set_texts = [r["text"] for r in set_rows]
-        v = rule_view(set_texts, cache / "rules.json")
-        p = score(sets_feats[set_name])
-        f = decide(p, np.array([v[t][0] for t in set_texts]), np.array([v[t][1] for t in set_texts]), threshold,
-                   cfg.discounted_threshold_floor)
-        truth = np.array([r["crisis"] for r in set_rows])
-        neg = f[np.array([r["label"] == "none" for r in set_rows])] if set_name == "tsid_test" else f[~truth]
-        out[set_name] = {"recall": round(float(f[truth].mean()), 3), "recall_ci": bootstrap_interval(f[truth].tolist()),
-                         "fpr": round(float(neg.mean()), 3), "fpr_ci": bootstrap_interval(neg.tolist())}
-    return out
+    return read_out(name + ("-cap" if per_source else ""), prob, dev, rows, sets, score, cache, per_source)
 
 
 def main() -> None:
@@ -152,15 +125,11 @@ def main() -> None:
     names = args.features.split(",") if args.features else sorted(train_feats)
     for name in names:
         started = time.time()
-        if name == "zero-shot":
-            levels = np.array([r["level"] for r in rows])
-            from therapy_align.safety.learned import dev_split
-
+        if name == "zero-shot":  # the log-odds of " yes", squashed to a probability; nothing trained
             _, dev = dev_split(rows, DEFAULT.dev_fraction, DEFAULT.seed)
-            texts = [r["text"] for r in rows]
             squash = lambda f: 1.0 / (1.0 + np.exp(-f[:, 0]))  # noqa: E731
-            out = read_out(name, squash(train_feats[name][dev]), dev, levels, texts, rule_view(texts, cache / "rules.json"),
-                           rows, sets, {k: v[name] for k, v in set_feats.items()}, squash, cache, args.per_source_cap)
+            out = read_out(name + ("-cap" if args.per_source_cap else ""), squash(train_feats[name][dev]), dev, rows,
+                           sets, lambda set_name: squash(set_feats[set_name][name]), cache, args.per_source_cap)
         else:
             out = evaluate(name, train_feats[name], rows, {k: v[name] for k, v in set_feats.items()}, sets, cache,
                            args.per_source_cap)
