@@ -77,10 +77,38 @@ def scores(feature: str, rows, hard_rows, cache: Path) -> np.ndarray:
     return 1.0 - head_probabilities(head, test)[:, 0]
 
 
+def written_curve(features: list[str], rows, hard_rows, truth, cache: Path, seeds: int = 3) -> None:
+    """The hard-message AUC against the number of written training rows: a random share of them
+    (0.25 to 1, ``seeds`` draws each), then all of them plus ``more_written_rows.jsonl``. If it is
+    still rising at the full set, more rows of the same kind may help; if flat, they will not."""
+    import random
+
+    from therapy_align.safety.levels import LEVELS
+
+    more = [json.loads(line) for line in (Path(__file__).parent / "more_written_rows.jsonl").read_text().splitlines()
+            if line.strip()]
+    more = [{"id": r["id"], "text": r["text"], "level": LEVELS.index(r["level"]), "source": "written"} for r in more]
+    written = [r for r in rows if r["source"] == "written"]
+    others = [r for r in rows if r["source"] != "written"]
+    for feature in features:
+        for share in (0.25, 0.5, 0.75, 1.0, "+more"):
+            aucs = []
+            for seed in range(seeds if share not in (1.0, "+more") else 1):
+                if share == "+more":
+                    subset = others + written + more
+                else:
+                    subset = others + random.Random(seed).sample(written, round(len(written) * share))
+                aucs.append(auc(scores(feature, subset, hard_rows, cache), truth))
+            n = sum(r["source"] == "written" for r in subset)
+            print(json.dumps({"feature": feature, "written_rows": n, "head_auc": round(float(np.mean(aucs)), 3),
+                              "draws": [round(a, 3) for a in aucs]}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", default="artifacts/research-safety")
     parser.add_argument("--features", default="minilm,mpnet,mean-L9")
+    parser.add_argument("--curve", action="store_true", help="the hard-message AUC against the written rows' count")
     args = parser.parse_args()
     cache = Path(args.cache)
     rows = training_rows(DEFAULT)
@@ -88,6 +116,9 @@ def main() -> None:
     hard_rows = [r for name in HARD_SETS for r in sets[name]]
     texts = [r["text"] for r in hard_rows]
     truth = np.array([r["crisis"] for r in hard_rows])
+    if args.curve:
+        written_curve(args.features.split(","), rows, hard_rows, truth, cache)
+        return
     view = rule_view(texts, cache / "rules.json")
     rules = np.array([view[t][0] for t in texts])
     gates = np.array([view[t][1] for t in texts])
