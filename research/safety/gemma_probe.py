@@ -38,8 +38,9 @@ QUESTION = ('Message: "{text}"\n'
 
 
 def gemma_features(texts: list[str], layers: list[int], cache: Path) -> dict[str, np.ndarray]:
-    """``{feature name: (len(texts), 640)}`` for mean-L<k>, prompt-L<k> and zero-shot, cached by text."""
-    path = cache / "gemma-features.npz"
+    """``{feature name: (len(texts), 640)}`` for mean-L<k>, prompt-L<k> and zero-shot, cached by text
+    (one cache file per choice of layers)."""
+    path = cache / f"gemma-features-L{'-'.join(map(str, layers))}.npz"
     stored: dict[str, dict[str, np.ndarray]] = {}
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
