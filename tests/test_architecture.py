@@ -111,6 +111,11 @@ def test_the_shipped_evaluator_and_its_guide_stay_small():
     assert guide <= 250, f"docs/evaluator.md has {guide} lines: measurements belong in docs/research/"
 
 
+def test_the_safety_guide_stays_a_guide():
+    guide = len((REPO_ROOT / "docs" / "safety.md").read_text(encoding="utf-8").splitlines())
+    assert guide <= 300, f"docs/safety.md has {guide} lines: measurement records belong in docs/research/"
+
+
 @pytest.mark.parametrize("package", sorted(STAGES | {"empeval", "miti"}))
 def test_tests_are_laid_out_like_the_package(package):
     assert (REPO_ROOT / "tests" / package).is_dir(), f"tests/{package}/ missing"
